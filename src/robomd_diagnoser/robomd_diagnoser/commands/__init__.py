@@ -1,0 +1,1 @@
+"""Subcommands of the ``robomd`` command line (see :mod:`robomd_diagnoser.cli`)."""

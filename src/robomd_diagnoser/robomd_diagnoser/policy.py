@@ -1,0 +1,187 @@
+"""The policy-under-test interface (cf. robomimic's RolloutPolicy) and adapters that load one.
+
+Observations are dicts of numpy arrays. Keys every world provides:
+    ``image``        HxWx3 uint8 scene camera, upright
+    ``eef_pos``      (3,) end-effector position in the robot base frame, metres
+    ``gripper``      (1,) gripper opening in [0, 1] (1 = open)
+Actions are (7,) float arrays: end-effector position delta (3), rotation delta (3), gripper (1,
+-1 open .. +1 close), in the normalised units of robosuite's OSC_POSE controller.
+
+A policy may set ``uses_image = False`` to tell the world it does not need camera frames (the
+world may then skip rendering); policies without the attribute are given images.
+
+Policy specs understood by :func:`load_policy`:
+    ``torchscript:<path>``        a TorchScript file (see :class:`TorchScriptPolicy`)
+    ``module:<pkg.mod:factory>``  a Python factory returning a policy or a callable obs -> action
+    ``bc:<path>``                 weights of :mod:`robomd_diagnoser.bc`'s vision BC model
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+Observation = dict[str, np.ndarray]
+ACTION_DIM = 7
+#: The observation keys handed to learned policies (privileged simulator keys are not).
+POLICY_KEYS = ("image", "eef_pos", "gripper")
+SPEC_KINDS = ("torchscript", "module", "bc")
+
+
+@runtime_checkable
+class RolloutPolicy(Protocol):
+    """A policy under test: reset at the start of a rollout, then one action per control step."""
+
+    def reset(self) -> None:
+        """Start a new rollout (clear any internal state)."""
+
+    def act(self, obs: Observation) -> np.ndarray:
+        """Return the (7,) action for this observation."""
+
+
+class PolicyError(ValueError):
+    """A policy spec, file or output is unusable; the message names it and the fix."""
+
+
+def as_action(value: object, source: str) -> np.ndarray:
+    """Convert a policy output to a finite (7,) float64 action.
+
+    :param value: array-like (numpy array, torch tensor, list) with 7 elements.
+    :param source: what produced it, for the error message.
+    :raises PolicyError: on a wrong size or non-finite values.
+    """
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    action = np.asarray(value, dtype=np.float64).reshape(-1)
+    if action.shape != (ACTION_DIM,):
+        raise PolicyError(f"{source} returned an action of {action.size} elements; a policy must "
+                          f"return {ACTION_DIM} (dpos 3, drot 3, gripper 1)")
+    if not np.all(np.isfinite(action)):
+        raise PolicyError(f"{source} returned a non-finite action {action.tolist()}")
+    return action
+
+
+class CallablePolicy:
+    """Wrap a plain callable ``obs -> action`` as a :class:`RolloutPolicy` (stateless).
+
+    :param fn: called with the observation dict, returns 7 numbers.
+    :param name: shown in error messages.
+    """
+
+    def __init__(self, fn: Callable[[Observation], object], name: str = "callable policy") -> None:
+        self.fn = fn
+        self.name = name
+
+    def reset(self) -> None:
+        """Nothing to clear: a plain callable has no state."""
+
+    def act(self, obs: Observation) -> np.ndarray:
+        return as_action(self.fn(obs), self.name)
+
+
+class TorchScriptPolicy:
+    """A user's TorchScript module as a :class:`RolloutPolicy`.
+
+    The module's ``forward(obs: Dict[str, Tensor]) -> Tensor`` receives one unbatched observation:
+    ``image`` (H, W, 3) uint8 upright, ``eef_pos`` (3,) float32 and ``gripper`` (1,) float32,
+    and returns 7 action values. Optionally it defines ``@torch.jit.export def reset(self) -> None``
+    (called at the start of each rollout) and a ``uses_image: bool`` attribute. Export with
+    ``torch.jit.script(module).save(path)``. Loading runs no pickled Python: the archive holds
+    TorchScript code and tensors only.
+
+    :param path: the ``.pt`` file written by ``torch.jit.save``.
+    :param device: torch device to run on.
+    :raises PolicyError: if the file is missing or is not a TorchScript archive.
+    """
+
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+        import torch
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise PolicyError(f"TorchScript policy file {self.path} does not exist")
+        try:
+            self.module = torch.jit.load(str(self.path), map_location=device)
+        except (RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PolicyError(
+                f"{self.path} is not a TorchScript archive ({first}); export your policy with "
+                "torch.jit.script(module).save(path)") from None
+        self.module.eval()
+        self.device = torch.device(device)
+        self.uses_image = bool(getattr(self.module, "uses_image", True))
+        self._torch = torch
+
+    def reset(self) -> None:
+        if hasattr(self.module, "reset"):
+            self.module.reset()
+
+    def act(self, obs: Observation) -> np.ndarray:
+        torch = self._torch
+        batch = {"image": torch.as_tensor(np.ascontiguousarray(obs["image"]), dtype=torch.uint8,
+                                          device=self.device),
+                 "eef_pos": torch.as_tensor(obs["eef_pos"], dtype=torch.float32,
+                                            device=self.device),
+                 "gripper": torch.as_tensor(obs["gripper"], dtype=torch.float32,
+                                            device=self.device)}
+        with torch.no_grad():
+            out = self.module(batch)
+        return as_action(out, f"TorchScript policy {self.path}")
+
+
+def load_module_policy(target: str) -> RolloutPolicy:
+    """Import ``pkg.mod:factory``, call ``factory()`` and adapt what it returns.
+
+    :param target: dotted module path and attribute, separated by a colon.
+    :return: the factory's RolloutPolicy, or its callable ``obs -> action`` wrapped in
+        :class:`CallablePolicy`.
+    :raises PolicyError: if the target is malformed, cannot be imported, or returns neither.
+    """
+    mod_name, sep, attr = target.partition(":")
+    if not sep or not mod_name or not attr:
+        raise PolicyError(f"module policy {target!r}: expected 'package.module:factory', "
+                          "e.g. module:my_pkg.policies:make_policy")
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise PolicyError(f"module policy {target!r}: cannot import {mod_name!r} ({exc}); "
+                          "is it on PYTHONPATH or installed in this environment?") from None
+    factory = module
+    for part in attr.split("."):
+        if not hasattr(factory, part):
+            raise PolicyError(f"module policy {target!r}: {mod_name} has no attribute {attr!r}")
+        factory = getattr(factory, part)
+    if not callable(factory):
+        raise PolicyError(f"module policy {target!r}: {attr!r} is not callable; it must be a "
+                          "factory taking no arguments")
+    made = factory()
+    if callable(getattr(made, "act", None)) and callable(getattr(made, "reset", None)):
+        return made
+    if callable(made):
+        return CallablePolicy(made, f"module policy {target}")
+    raise PolicyError(f"module policy {target!r}: the factory returned {type(made).__name__}; "
+                      "return an object with reset() and act(obs), or a callable obs -> action")
+
+
+def load_policy(spec: str, device: str = "cpu") -> RolloutPolicy:
+    """Resolve a policy spec (``torchscript:<path>``, ``module:<pkg.mod:factory>``, ``bc:<path>``).
+
+    :param spec: the spec string; see the module docstring.
+    :param device: torch device for learned policies.
+    :raises PolicyError: for an unknown kind, a missing or corrupt file, or a bad target.
+    """
+    kind, sep, rest = spec.partition(":")
+    if not sep or kind not in SPEC_KINDS or not rest:
+        raise PolicyError(f"policy spec {spec!r}: use one of torchscript:<path>, "
+                          "module:<pkg.mod:factory>, bc:<path to weights>")
+    if kind == "torchscript":
+        return TorchScriptPolicy(rest, device)
+    if kind == "module":
+        return load_module_policy(rest)
+    from robomd_diagnoser.bc import BCPolicy
+
+    return BCPolicy.from_file(rest, device)

@@ -1,0 +1,36 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "robomd_diagnoser"
+
+
+def config_files(sub: str) -> tuple[str, list[str]]:
+    """Install the workspace's config/<sub>/*.yaml into share/<pkg>/config/<sub>."""
+    return (f"share/{package_name}/config/{sub}", sorted(glob(f"../../config/{sub}/*.yaml")))
+
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+        (f"share/{package_name}", ["package.xml"]),
+        config_files("catalogs"),
+        config_files("campaigns"),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="RoboMD maintainers",
+    maintainer_email="maintainers@robomd.dev",
+    description="RoboMD core, diagnoser node and robomd command line.",
+    license="Apache-2.0",
+    extras_require={"test": ["pytest"]},
+    entry_points={
+        "console_scripts": [
+            "robomd = robomd_diagnoser.cli:main",
+            "interface_echo = robomd_diagnoser.ros.interface_check:echo_main",
+        ],
+    },
+)

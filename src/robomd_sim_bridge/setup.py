@@ -1,0 +1,22 @@
+from setuptools import find_packages, setup
+
+package_name = "robomd_sim_bridge"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    package_data={package_name: ["data/*"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+        (f"share/{package_name}", ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="RoboMD maintainers",
+    maintainer_email="maintainers@robomd.dev",
+    description="Simulated RoboMD world on robosuite/MuJoCo and its ROS 2 bridge node.",
+    license="Apache-2.0",
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": []},
+)

@@ -1,0 +1,24 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "robomd_ur5e"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+        (f"share/{package_name}", ["package.xml"]),
+        (f"share/{package_name}/launch", glob("launch/*.launch.py")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="RoboMD maintainers",
+    maintainer_email="maintainers@robomd.dev",
+    description="Real UR5e RoboMD campaign nodes.",
+    license="Apache-2.0",
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": []},
+)
