@@ -10,6 +10,7 @@ VENV="$WS/.venv"
 PYTHON="${PYTHON:-python3}"
 LOCK="$WS/requirements.lock"
 step="starting"
+mkdir -p "$WS/log"
 
 fail() {
   echo "setup: FAILED at step '$step' (exit $1)." >&2
@@ -52,8 +53,9 @@ want="$(sha256sum "$LOCK" | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   step="pip install -r requirements.lock"
   say "installing pinned Python packages (first time: several GB, a few minutes)"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$LOCK" 2>&1 \
-    | grep -v "is ignored: it is neither a file nor a directory" || true
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$LOCK" \
+    >log/pip-install.out 2>&1 \
+    || { grep -v "is ignored: it is neither" log/pip-install.out | tail -n 20; false; }
   "$VENV/bin/python" -m pip check >/dev/null \
     || { "$VENV/bin/python" -m pip check; false; }
   echo "$want" > "$stamp"
@@ -71,7 +73,6 @@ grep -rl --include='*.cmake' -e '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/n
 
 # 4. Build the workspace -----------------------------------------------------------------------
 step="colcon build"
-mkdir -p log
 export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
