@@ -12,8 +12,6 @@ from robomd_diagnoser import __version__
 #: its parser and sets ``func`` (called with the parsed args, returns an exit code).
 COMMAND_MODULES: tuple[str, ...] = (
     "robomd_diagnoser.commands.check_interfaces",
-    "robomd_diagnoser.commands.sweep",
-    "robomd_diagnoser.commands.bench",
 )
 
 
