@@ -65,7 +65,7 @@ fi
 step="ROS CMake path fix"
 py_inc="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
 np_inc="$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')"
-grep -rl --include='*.cmake' -e '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/null \
+{ grep -rl --include='*.cmake' -e '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/null || true; } \
   | xargs -r sed -i \
     -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$np_inc#g" \
     -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/core/include#$np_inc#g" \
