@@ -1,0 +1,237 @@
+"""Ground-truth sweeps: every catalog perturbation (and the nominal scene) rolled out N times.
+
+Repetition ``i`` of every perturbation uses seed ``seed + i``, so all perturbations are compared on
+the same initial scenes. Each finished rollout is stored at once under ``sweep/<name>/<i>``; a
+rerun skips stored keys, which makes an interrupted sweep resumable. The settings that decide a
+rollout's outcome are stored with the sweep and a rerun with different ones is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from robomd_diagnoser.catalog import Catalog, CatalogError
+from robomd_diagnoser.executor import RolloutExecutor, RolloutJob
+from robomd_diagnoser.stats import FailureRate, failure_rates
+from robomd_diagnoser.store import RolloutStore
+
+KEY_PREFIX = "sweep/"
+NOMINAL = "nominal"
+NOMINAL_TEXT = "Nominal scene (no perturbation)"
+CONFIDENCE = 0.95
+METHOD = "wilson"
+META_KEY = "sweep_settings"
+
+
+class SweepError(RuntimeError):
+    """A sweep cannot run as asked (e.g. its output directory holds a different sweep)."""
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Everything that decides a sweep rollout's outcome; a resumed sweep must match it.
+
+    The number of rollouts, the worker count and videos may change between runs.
+
+    :param task: task name.
+    :param policy: policy spec.
+    :param catalog: the catalog's perturbations as dicts (content, not file path).
+    :param seed: seed of repetition 0 (repetition ``i`` uses ``seed + i``).
+    :param horizon: step limit per rollout.
+    :param camera_size: camera resolution in pixels.
+    :param robot: robot name.
+    """
+
+    task: str
+    policy: str
+    catalog: tuple[dict, ...]
+    seed: int
+    horizon: int
+    camera_size: int
+    robot: str
+
+    @classmethod
+    def of(cls, catalog: Catalog, policy: str, seed: int, horizon: int, camera_size: int,
+           robot: str) -> SweepSettings:
+        """Settings for sweeping ``catalog``; see the class parameters."""
+        if NOMINAL in catalog.names:
+            raise CatalogError(f"{catalog.source}: a perturbation is named {NOMINAL!r}, which a "
+                               "sweep reserves for the unperturbed scene; rename it")
+        return cls(catalog.task, policy, tuple(p.to_dict() for p in catalog), seed, horizon,
+                   camera_size, robot)
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+
+def check_settings(store: RolloutStore, settings: SweepSettings) -> None:
+    """Record the sweep's settings in a new store, or check them against a resumed one.
+
+    :param store: the sweep's store.
+    :param settings: the settings of this run.
+    :raises SweepError: naming each setting that differs from the stored sweep.
+    """
+    current = settings.to_json()
+    stored = store.get_meta(META_KEY)
+    if stored is None:
+        store.set_meta(META_KEY, current)
+        return
+    diffs = []
+    for name, value in current.items():
+        if stored.get(name) != value:
+            shown = ("(catalog contents differ)" if name == "catalog"
+                     else f"stored {stored.get(name)!r}, now {value!r}")
+            diffs.append(f"{name}: {shown}")
+    if diffs:
+        raise SweepError(f"{store.path} holds a sweep with other settings ({'; '.join(diffs)}); "
+                         "rerun with the stored settings to resume it, or pick another --out")
+
+
+def sweep_jobs(catalog: Catalog, rollouts: int, seed: int, max_steps: int,
+               video_dir: Path | None = None) -> list[RolloutJob]:
+    """The sweep's jobs, repetition by repetition: nominal, then each perturbation alone.
+
+    :param catalog: the perturbations to sweep.
+    :param rollouts: repetitions per perturbation (and of the nominal scene).
+    :param seed: seed of repetition 0; repetition ``i`` uses ``seed + i``.
+    :param max_steps: step limit per rollout.
+    :param video_dir: keep each rollout's MP4 as ``<video_dir>/<name>/<i>.mp4`` when given.
+    """
+    if rollouts < 1:
+        raise ValueError(f"rollouts must be >= 1, got {rollouts}")
+    sets = [(NOMINAL, ())] + [(p.name, (p.name,)) for p in catalog]
+    return [RolloutJob(key=f"{KEY_PREFIX}{name}/{i}", perturbations=perts, seed=seed + i,
+                       max_steps=max_steps,
+                       video=str(video_dir / name / f"{i}.mp4") if video_dir else None)
+            for i in range(rollouts) for name, perts in sets]
+
+
+def run_jobs(store: RolloutStore, executor: RolloutExecutor, jobs: Iterable[RolloutJob],
+             limit: int | None = None, progress: bool = True) -> int:
+    """Run the jobs whose keys are not yet stored, storing each result as it arrives.
+
+    :param store: where results go (and what is already done).
+    :param executor: runs the jobs.
+    :param jobs: all jobs of the run, finished or not.
+    :param limit: run at most this many new jobs (the rest on a later run).
+    :param progress: show a progress bar on stderr.
+    :returns: the number of rollouts run now.
+    """
+    from tqdm import tqdm
+
+    jobs = list(jobs)
+    done = store.keys()
+    missing = [j for j in jobs if j.key not in done]
+    todo = missing if limit is None else missing[:limit]
+    ran = 0
+    with tqdm(total=len(jobs), initial=len(jobs) - len(missing), unit="rollout",
+              desc="rollouts", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
+        for res in executor.map_unordered(todo):
+            store.add(res.to_record(store.directory))
+            ran += 1
+            bar.update(1)
+    return ran
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One line of a sweep's failure-rate table.
+
+    :param name: perturbation name (``nominal`` for the unperturbed scene).
+    :param text: its description.
+    :param rate: failure counts and interval.
+    :param above_nominal: the interval lies entirely above the nominal scene's interval.
+    """
+
+    name: str
+    text: str
+    rate: FailureRate
+    above_nominal: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.rate
+        return {"name": self.name, "text": self.text, "n": r.n, "failures": r.failures,
+                "excluded": r.excluded, "failure_rate": r.rate, "lo": r.lo, "hi": r.hi,
+                "above_nominal": self.above_nominal}
+
+
+def sweep_table(store: RolloutStore, catalog: Catalog, rollouts: int) -> list[SweepRow]:
+    """Failure rates of the nominal scene (first row) and each perturbation, in catalog order.
+
+    Only repetitions ``0 .. rollouts-1`` count, so a table for fewer rollouts than stored is exact.
+
+    :param store: the sweep's store.
+    :param catalog: the swept catalog.
+    :param rollouts: repetitions to include.
+    """
+    wanted = {j.key for j in sweep_jobs(catalog, rollouts, 0, 1)}
+    records = [r for r in store.records(KEY_PREFIX) if r.key in wanted]
+    table = failure_rates(records, CONFIDENCE, METHOD)
+
+    def rate(perts: tuple[str, ...]) -> FailureRate:
+        return table.get(perts) or FailureRate(perts, 0, 0, 0, 0.0, 1.0)
+
+    nominal = rate(())
+    rows = [SweepRow(NOMINAL, NOMINAL_TEXT, nominal, False)]
+    for p in catalog:
+        r = rate((p.name,))
+        rows.append(SweepRow(p.name, p.text, r, r.n > 0 and nominal.n > 0 and r.lo > nominal.hi))
+    return rows
+
+
+def write_reports(rows: list[SweepRow], out_dir: Path, info: dict[str, Any]) -> list[Path]:
+    """Write ``failure_rates.csv``, ``failure_rates.json`` and ``failure_rates.png``.
+
+    :param rows: the table from :func:`sweep_table` (nominal first).
+    :param out_dir: the sweep's directory.
+    :param info: run description stored in the JSON (task, policy, rollouts...).
+    :returns: the written paths.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dicts = [r.to_dict() for r in rows]
+    csv_path = out_dir / "failure_rates.csv"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(dicts[0]))
+        writer.writeheader()
+        writer.writerows(dicts)
+    json_path = out_dir / "failure_rates.json"
+    json_path.write_text(json.dumps({**info, "confidence": CONFIDENCE, "interval": METHOD,
+                                     "nominal": dicts[0], "perturbations": dicts[1:]}, indent=2))
+    png_path = out_dir / "failure_rates.png"
+    _plot(rows, png_path, info)
+    return [csv_path, json_path, png_path]
+
+
+def _plot(rows: list[SweepRow], path: Path, info: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nominal, perts = rows[0], rows[1:]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.32 * len(perts)))
+    ys = list(range(len(perts)))[::-1]
+    rates = [r.rate.rate if r.rate.n else 0.0 for r in perts]
+    err = [[rate - r.rate.lo for rate, r in zip(rates, perts, strict=True)],
+           [r.rate.hi - rate for rate, r in zip(rates, perts, strict=True)]]
+    colors = ["tab:red" if r.above_nominal else "tab:blue" for r in perts]
+    ax.barh(ys, rates, xerr=err, color=colors, alpha=0.8, capsize=2, error_kw={"lw": 0.8})
+    if nominal.rate.n:
+        ax.axvspan(nominal.rate.lo, nominal.rate.hi, color="grey", alpha=0.25,
+                   label=f"nominal {nominal.rate.failures}/{nominal.rate.n} (95% interval)")
+        ax.axvline(nominal.rate.rate, color="grey", lw=1)
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_yticks(ys, [r.name for r in perts], fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("failure rate (Wilson 95% interval); red: interval above nominal")
+    ax.set_title(f"{info.get('task')} / {info.get('policy')}: {info.get('rollouts')} rollouts "
+                 "per perturbation", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
