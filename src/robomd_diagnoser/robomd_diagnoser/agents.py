@@ -1,0 +1,225 @@
+"""Diagnosing agents under one rollout budget, behind one interface.
+
+- ``ppo`` (the paper's RoboMD agent) and ``a2c``: Stable-Baselines3 with a CNN policy on the
+  scene image (:class:`RLAgent`).
+- ``uniform``: a sweep, round-robin over the catalog in catalog order, one perturbation per
+  rollout (:class:`UniformAgent`).
+- ``thompson``: Thompson sampling with a Beta-Bernoulli posterior on each perturbation's failure
+  rate, one perturbation per rollout (:class:`ThompsonAgent`).
+
+After :meth:`Agent.run`, :meth:`Agent.failure_likelihood` gives P_fail over the catalog (sums to
+1). For the RL agents it is Eq. 3: the softmax of the policy's logits at nominal-scene images
+(averaged over the images given). For the baselines it is the posterior mean failure rate
+``(alpha + failures) / (alpha + beta + trials)`` of each perturbation, normalised to sum to 1.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robomd_diagnoser.config import AgentConfig
+from robomd_diagnoser.world import RolloutStatus
+
+StepHook = Callable[[int, Sequence[dict[str, Any]]], bool]
+"""Called after every vectorised step with (agent steps so far, the step's infos); returning False
+stops the agent."""
+
+
+class Agent(ABC):
+    """A diagnosing agent: acts in a vectorised :class:`~robomd_diagnoser.env.DiagnosisEnv`."""
+
+    kind: str = ""
+
+    @abstractmethod
+    def run(self, venv: Any, budget: int, on_step: StepHook) -> None:
+        """Act until ``budget`` agent steps (rounded up to a multiple of ``venv.num_envs``) or
+        until ``on_step`` returns False.
+
+        :param venv: a Stable-Baselines3 VecEnv of diagnosis environments.
+        :param budget: agent steps (one rollout each, plus retries of aborted ones).
+        :param on_step: progress/checkpoint hook.
+        """
+
+    @abstractmethod
+    def failure_likelihood(self, observations: np.ndarray) -> np.ndarray:
+        """P_fail over the catalog, summing to 1 (see the module doc).
+
+        :param observations: nominal-scene images, (K, H, W, 3) uint8.
+        """
+
+    @abstractmethod
+    def save(self, path: Path) -> Path:
+        """Write a checkpoint; returns the file written.
+
+        :param path: file path without suffix (a suffix is added).
+        """
+
+
+def _sb3_callback(on_step: StepHook, budget: int) -> Any:
+    """A Stable-Baselines3 callback that calls ``on_step`` and stops at ``budget`` steps."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Hook(BaseCallback):
+        def _on_step(self) -> bool:
+            go_on = on_step(self.num_timesteps, self.locals["infos"])
+            return go_on and self.num_timesteps < budget
+
+    return Hook()
+
+
+class RLAgent(Agent):
+    """PPO or A2C on the scene image (Stable-Baselines3 ``CnnPolicy``).
+
+    :param kind: ``ppo`` or ``a2c``.
+    :param params: hyper-parameters (see :data:`robomd_diagnoser.config.AGENT_PARAMS`); PPO's
+        ``batch_size`` is capped at ``n_steps * n_envs``.
+    :param seed: seeds the networks, the action sampling and the minibatch order.
+    :param tensorboard_dir: write training curves there, if given.
+    """
+
+    def __init__(self, kind: str, params: dict[str, Any], seed: int,
+                 tensorboard_dir: Path | None = None) -> None:
+        if kind not in ("ppo", "a2c"):
+            raise ValueError(f"RLAgent kind must be 'ppo' or 'a2c', got {kind!r}")
+        self.kind = kind
+        self.params = dict(params)
+        self.seed = seed
+        self.tensorboard_dir = tensorboard_dir
+        self.model: Any = None
+
+    def run(self, venv: Any, budget: int, on_step: StepHook) -> None:
+        from stable_baselines3 import A2C, PPO
+
+        params = dict(self.params)
+        if self.kind == "ppo":
+            params["batch_size"] = min(params["batch_size"], params["n_steps"] * venv.num_envs)
+        algo = PPO if self.kind == "ppo" else A2C
+        self.model = algo("CnnPolicy", venv, seed=self.seed, device="cpu", verbose=0,
+                          tensorboard_log=str(self.tensorboard_dir) if self.tensorboard_dir
+                          else None, **params)
+        self.model.learn(total_timesteps=budget, callback=_sb3_callback(on_step, budget),
+                         tb_log_name=self.kind)
+
+    def failure_likelihood(self, observations: np.ndarray) -> np.ndarray:
+        import torch
+
+        if self.model is None:
+            raise RuntimeError("failure_likelihood() needs a trained agent: call run() first")
+        obs, _ = self.model.policy.obs_to_tensor(np.asarray(observations))
+        with torch.no_grad():
+            probs = self.model.policy.get_distribution(obs).distribution.probs
+        p = probs.mean(dim=0).cpu().numpy().astype(float)
+        return p / p.sum()
+
+    def save(self, path: Path) -> Path:
+        if self.model is None:
+            raise RuntimeError("save() needs a trained agent: call run() first")
+        path = Path(path).with_suffix(".zip")
+        self.model.save(path)
+        return path
+
+
+class BanditAgent(Agent):
+    """Base of the non-RL baselines: one perturbation per rollout, Beta-Bernoulli counts.
+
+    :param n_actions: catalog size.
+    :param seed: seeds the baseline's own randomness.
+    :param prior_alpha: Beta prior pseudo-failures.
+    :param prior_beta: Beta prior pseudo-successes.
+    """
+
+    def __init__(self, n_actions: int, seed: int, prior_alpha: float = 1.0,
+                 prior_beta: float = 1.0) -> None:
+        self.n_actions = n_actions
+        self.rng = np.random.default_rng(seed)
+        self.prior_alpha = prior_alpha
+        self.prior_beta = prior_beta
+        self.trials = np.zeros(n_actions, dtype=int)
+        self.failures = np.zeros(n_actions, dtype=int)
+
+    @abstractmethod
+    def choose(self, agent_step: int) -> int:
+        """The perturbation index for ``agent_step``."""
+
+    def update(self, info: dict[str, Any], action: int) -> None:
+        """Count a finished step's outcome (non-completed rollouts are not counted).
+
+        :param info: the env's step info.
+        :param action: the perturbation index that was applied.
+        """
+        if info["status"] == RolloutStatus.COMPLETED.value:
+            self.trials[action] += 1
+            self.failures[action] += int(not info["success"])
+
+    def posterior_mean(self) -> np.ndarray:
+        """Posterior mean failure rate of each perturbation."""
+        return (self.prior_alpha + self.failures) / (
+            self.prior_alpha + self.prior_beta + self.trials)
+
+    def run(self, venv: Any, budget: int, on_step: StepHook) -> None:
+        venv.reset()
+        done = 0
+        while done < budget:
+            actions = np.array([self.choose(done + i) for i in range(venv.num_envs)])
+            _, _, _, infos = venv.step(actions)
+            for info, action in zip(infos, actions, strict=True):
+                self.update(info, int(action))
+            done += venv.num_envs
+            if not on_step(done, infos):
+                break
+
+    def failure_likelihood(self, observations: np.ndarray) -> np.ndarray:
+        mean = self.posterior_mean()
+        return mean / mean.sum()
+
+    def save(self, path: Path) -> Path:
+        path = Path(path).with_suffix(".json")
+        path.write_text(json.dumps({"kind": self.kind, "trials": self.trials.tolist(),
+                                    "failures": self.failures.tolist(),
+                                    "prior": [self.prior_alpha, self.prior_beta]}))
+        return path
+
+
+class UniformAgent(BanditAgent):
+    """Round-robin sweep over the catalog (agent step ``k`` applies perturbation ``k mod N``)."""
+
+    kind = "uniform"
+
+    def choose(self, agent_step: int) -> int:
+        return agent_step % self.n_actions
+
+
+class ThompsonAgent(BanditAgent):
+    """Thompson sampling: apply the perturbation with the largest failure rate drawn from its
+    Beta posterior (parallel environments draw independently)."""
+
+    kind = "thompson"
+
+    def choose(self, agent_step: int) -> int:
+        draws = self.rng.beta(self.prior_alpha + self.failures,
+                              self.prior_beta + self.trials - self.failures)
+        return int(np.argmax(draws))
+
+
+def make_agent(config: AgentConfig, n_actions: int, seed: int,
+               tensorboard_dir: Path | None = None) -> Agent:
+    """Build the agent a campaign config asks for.
+
+    :param config: the validated agent config.
+    :param n_actions: catalog size.
+    :param seed: the campaign seed.
+    :param tensorboard_dir: training curves of RL agents go there.
+    """
+    if config.type in ("ppo", "a2c"):
+        return RLAgent(config.type, config.params, seed, tensorboard_dir)
+    if config.type == "uniform":
+        return UniformAgent(n_actions, seed)
+    if config.type == "thompson":
+        return ThompsonAgent(n_actions, seed, **config.params)
+    raise ValueError(f"unknown agent type {config.type!r}")

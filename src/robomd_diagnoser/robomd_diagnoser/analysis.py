@@ -1,0 +1,266 @@
+"""From an agent's failure likelihood and a campaign's rollouts to a diagnosis.
+
+- ``entropy``: of P_fail over the catalog, in nats (the paper's Table II unit; ln 21 = 3.04 is
+  the uniform maximum for Lift).
+- ``num_failure_modes``: perturbations with P_fail above uniform (1/N), the paper-comparable
+  count. ``num_confirmed_failure_modes``: perturbations whose observed failure rate has a 95%
+  Wilson lower bound of at least :data:`CONFIRMED_MIN_RATE` (they fail at least one rollout in four
+  with 95% confidence): a count from measurements, not from the agent's preferences.
+- ``fsi``: Failure Severity Index ``sum_a P_fail(a) * W_a`` with ``W_a = P_fail(a) / max P_fail``.
+- Observed failure rates: only rollouts of a single perturbation on the nominal scene (the first
+  step of an episode) count towards a perturbation's rate; rollouts of accumulated sets are
+  reported separately per set (``combinations``), because their outcome is not the last added
+  perturbation's alone.
+- Against a ground-truth sweep: pairwise accuracy over perturbation pairs whose true failure rates
+  differ by at least :data:`PAIR_MIN_GAP` (ties in the score count half), and Kendall's tau-b over
+  all perturbations.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robomd_diagnoser.catalog import Catalog
+from robomd_diagnoser.stats import failure_rates
+from robomd_diagnoser.store import RolloutRecord
+from robomd_diagnoser.world import RolloutStatus
+
+CONFIRMED_MIN_RATE = 0.25
+PAIR_MIN_GAP = 0.2
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Per-perturbation failure rates measured by an exhaustive sweep.
+
+    :param rates: failure rate of each perturbation applied alone.
+    :param nominal: failure rate of the unperturbed scene, if measured.
+    :param source: the file it came from.
+    """
+
+    rates: dict[str, float]
+    nominal: float | None
+    source: str
+
+
+def load_ground_truth(path: str | Path) -> GroundTruth:
+    """Read a sweep's ``failure_rates.json`` (written by ``robomd sweep``).
+
+    :param path: the file.
+    :raises ValueError: if it is missing or has no measured perturbation rates.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"ground truth {path} does not exist; make one with `robomd sweep` "
+                         "(it writes failure_rates.json in its output directory)")
+    data = json.loads(path.read_text())
+    rows = data.get("perturbations") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"{path}: expected a sweep's failure_rates.json with a 'perturbations' "
+                         "list of {name, failure_rate, ...}")
+    rates = {}
+    for i, row in enumerate(rows):
+        rate = row.get("failure_rate") if isinstance(row, dict) else None
+        if not isinstance(rate, (int, float)) or not isinstance(row.get("name"), str):
+            raise ValueError(f"{path}: perturbations[{i}] needs a name and a measured "
+                             f"failure_rate, got {row!r}")
+        rates[row["name"]] = float(rate)
+    nominal = (data.get("nominal") or {}).get("failure_rate")
+    return GroundTruth(rates, None if nominal is None else float(nominal), str(path))
+
+
+def entropy(p_fail: Sequence[float]) -> float:
+    """Shannon entropy of P_fail in nats.
+
+    :param p_fail: probabilities summing to 1.
+    """
+    p = np.asarray(p_fail, dtype=float)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def fsi(p_fail: Sequence[float]) -> float:
+    """Failure Severity Index: ``sum P(a) * W_a`` with ``W_a = P(a) / max P``.
+
+    :param p_fail: probabilities summing to 1.
+    """
+    p = np.asarray(p_fail, dtype=float)
+    return float((p * p / p.max()).sum())
+
+
+def num_failure_modes(p_fail: Sequence[float]) -> int:
+    """Perturbations with P_fail above the uniform 1/N.
+
+    :param p_fail: probabilities summing to 1.
+    """
+    p = np.asarray(p_fail, dtype=float)
+    return int((p > 1.0 / len(p) + 1e-12).sum())
+
+
+def pairwise_accuracy(scores: Mapping[str, float], truth: Mapping[str, float],
+                      min_gap: float = PAIR_MIN_GAP) -> float | None:
+    """Fraction of pairs with true rates ``min_gap`` apart that ``scores`` order the same way.
+
+    Pairs the scores tie count one half. Only names present in both mappings are used.
+
+    :param scores: predicted failure score per perturbation (higher = more failure-prone).
+    :param truth: true failure rate per perturbation.
+    :param min_gap: smallest true-rate difference for a pair to count.
+    :returns: the accuracy, or None if no pair qualifies.
+    """
+    names = [n for n in truth if n in scores]
+    right = total = 0.0
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            gap = truth[a] - truth[b]
+            if abs(gap) < min_gap - 1e-9:  # tolerate float residue (0.3 - 0.1 < 0.2)
+                continue
+            total += 1
+            diff = scores[a] - scores[b]
+            right += 0.5 if diff == 0 else float((diff > 0) == (gap > 0))
+    return right / total if total else None
+
+
+def kendall_tau(scores: Mapping[str, float], truth: Mapping[str, float]) -> float | None:
+    """Kendall's tau-b between ``scores`` and ``truth`` over the names in both.
+
+    :param scores: predicted failure score per perturbation.
+    :param truth: true failure rate per perturbation.
+    :returns: tau-b in [-1, 1], or None if either side is constant.
+    """
+    names = [n for n in truth if n in scores]
+    conc = disc = tie_x = tie_y = 0
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            dx = np.sign(scores[a] - scores[b])
+            dy = np.sign(truth[a] - truth[b])
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                tie_x += 1
+            elif dy == 0:
+                tie_y += 1
+            elif dx == dy:
+                conc += 1
+            else:
+                disc += 1
+    denom = math.sqrt((conc + disc + tie_x) * (conc + disc + tie_y))
+    return (conc - disc) / denom if denom else None
+
+
+@dataclass(frozen=True)
+class ModeRow:
+    """One perturbation in a diagnosis.
+
+    :param name: catalog name.
+    :param text: its description.
+    :param p_fail: the agent's failure likelihood (sums to 1 over the catalog).
+    :param weight: FSI weight, ``p_fail / max p_fail``.
+    :param trials: completed single-perturbation rollouts.
+    :param failures: of which failed.
+    :param rate: ``failures / trials`` (None without trials).
+    :param lo: 95% Wilson interval, lower bound.
+    :param hi: 95% Wilson interval, upper bound.
+    :param excluded: single-perturbation rollouts that did not complete (never failures).
+    :param videos: videos of failing rollouts of this perturbation (paths relative to the
+        campaign directory).
+    """
+
+    name: str
+    text: str
+    p_fail: float
+    weight: float
+    trials: int
+    failures: int
+    rate: float | None
+    lo: float
+    hi: float
+    excluded: int
+    videos: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A campaign's result: modes ranked by P_fail, summary numbers, optional accuracy."""
+
+    modes: tuple[ModeRow, ...]
+    entropy: float
+    num_failure_modes: int
+    num_confirmed_failure_modes: int
+    fsi: float
+    rollouts_completed: int
+    rollouts_aborted: int
+    combinations: tuple[dict[str, Any], ...]
+    accuracy: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["modes"] = [asdict(m) | {"rank": i + 1} for i, m in enumerate(self.modes)]
+        return data
+
+
+def accuracy_against(p_fail: Mapping[str, float], observed: Mapping[str, float],
+                     truth: GroundTruth) -> dict[str, Any]:
+    """Ranking quality of P_fail and of the observed rates against a ground-truth sweep.
+
+    :param p_fail: the agent's failure likelihood per perturbation.
+    :param observed: observed score per perturbation (posterior mean failure rate).
+    :param truth: the sweep.
+    """
+    pairs = sum(1 for i, a in enumerate(truth.rates) for b in list(truth.rates)[i + 1:]
+                if abs(truth.rates[a] - truth.rates[b]) >= PAIR_MIN_GAP - 1e-9)
+    return {"ground_truth": truth.source, "min_gap": PAIR_MIN_GAP, "pairs": pairs,
+            "pairwise_accuracy": pairwise_accuracy(p_fail, truth.rates),
+            "kendall_tau": kendall_tau(p_fail, truth.rates),
+            "observed_pairwise_accuracy": pairwise_accuracy(observed, truth.rates),
+            "observed_kendall_tau": kendall_tau(observed, truth.rates),
+            "true_rates": dict(truth.rates)}
+
+
+def diagnose(catalog: Catalog, p_fail: Sequence[float], records: Iterable[RolloutRecord],
+             ground_truth: GroundTruth | None = None) -> Diagnosis:
+    """Combine P_fail with the campaign's rollouts (and optionally a sweep) into a diagnosis.
+
+    :param catalog: the campaign's catalog (defines the order of ``p_fail``).
+    :param p_fail: the agent's failure likelihood, one entry per catalog perturbation.
+    :param records: the campaign's stored rollouts.
+    :param ground_truth: a sweep to score the ranking against.
+    """
+    p = np.asarray(p_fail, dtype=float)
+    if p.shape != (len(catalog),) or not np.isclose(p.sum(), 1.0) or (p < 0).any():
+        raise ValueError(f"p_fail must be {len(catalog)} probabilities summing to 1, got {p}")
+    records = list(records)
+    table = failure_rates(records, CONFIDENCE, "wilson")
+    videos: dict[str, list[str]] = {}
+    for r in records:
+        if r.failed and r.video and len(r.perturbations) == 1:
+            videos.setdefault(r.perturbations[0], []).append(r.video)
+    rows = []
+    for i, pert in enumerate(catalog):
+        fr = table.get((pert.name,))
+        n, k, excl = (fr.n, fr.failures, fr.excluded) if fr else (0, 0, 0)
+        lo, hi = (fr.lo, fr.hi) if fr else (0.0, 1.0)
+        rows.append(ModeRow(pert.name, pert.text, float(p[i]), float(p[i] / p.max()), n, k,
+                            k / n if n else None, lo, hi, excl,
+                            tuple(videos.get(pert.name, ()))))
+    rows.sort(key=lambda m: -m.p_fail)
+    combos = tuple(fr.to_dict() for perts, fr in table.items() if len(perts) > 1)
+    completed = sum(r.status == RolloutStatus.COMPLETED.value for r in records)
+    accuracy = None
+    if ground_truth is not None:
+        observed = {m.name: (1 + m.failures) / (2 + m.trials) for m in rows}
+        accuracy = accuracy_against({m.name: m.p_fail for m in rows}, observed, ground_truth)
+    return Diagnosis(
+        modes=tuple(rows), entropy=entropy(p), num_failure_modes=num_failure_modes(p),
+        num_confirmed_failure_modes=sum(m.trials > 0 and m.lo >= CONFIRMED_MIN_RATE
+                                        for m in rows),
+        fsi=fsi(p), rollouts_completed=completed, rollouts_aborted=len(records) - completed,
+        combinations=combos, accuracy=accuracy)

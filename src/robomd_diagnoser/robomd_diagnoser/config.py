@@ -1,0 +1,331 @@
+"""Diagnosis campaign configuration: one YAML file per campaign (``config/campaigns/``).
+
+YAML layout (every key but ``task`` has a default)::
+
+    name: lift_bc                  # default: the file name without .yaml
+    task: lift
+    catalog: catalogs/lift.yaml    # relative to config/ (or to this file, or absolute)
+    world:
+      type: sim                    # sim (robosuite) | table (synthetic replay, tests/benchmarks)
+      robot: UR5e                  # sim only
+      camera_size: 84              # sim only: camera and observation size in pixels
+      horizon: 150                 # control steps per rollout (both types)
+      videos: false                # sim only: keep an MP4 of every rollout
+      failure_rates: path.json     # table only: per-perturbation failure rates (sweep output)
+      image_size: 36               # table only: observation size
+      rollout_seconds: 0.0         # table only: simulated time per rollout
+    policy: bc                     # the policy under test (sim: a policy spec)
+    agent:
+      type: ppo                    # ppo | a2c | uniform | thompson
+      learning_rate: 3.0e-4        # further keys per type, see AGENT_PARAMS
+    budget: 126                    # rollouts
+    max_perturbations: 3           # episode cap (RL agents; baselines use 1)
+    rewards: {failure: 1.0, success_per_step: 0.001}
+    seed: 0
+    workers: 2                     # parallel worlds (each in its own process when > 1)
+    checkpoint_every: 32           # rollouts between agent checkpoints
+    max_retries: 2                 # re-runs of an aborted rollout before the step is skipped
+    nominal_samples: 4             # nominal scenes averaged for P_fail
+    output: runs/lift_bc           # campaign directory (relative to the working directory)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from robomd_diagnoser.paths import find_config
+
+AGENT_TYPES = ("ppo", "a2c", "uniform", "thompson")
+WORLD_TYPES = ("sim", "table")
+RL_AGENTS = ("ppo", "a2c")
+
+#: Hyper-parameters each agent type accepts, with their defaults. PPO's are the paper's
+#: (lr 3e-4, gamma 0.99, clip 0.2, 10 epochs, batch 64) with a short rollout buffer (n_steps per
+#: worker) so that a campaign of ~100 rollouts still makes several updates.
+AGENT_PARAMS: dict[str, dict[str, Any]] = {
+    "ppo": {"learning_rate": 3e-4, "gamma": 0.99, "clip_range": 0.2, "n_epochs": 10,
+            "batch_size": 64, "n_steps": 32, "gae_lambda": 0.95, "ent_coef": 0.0},
+    "a2c": {"learning_rate": 7e-4, "gamma": 0.99, "n_steps": 5, "gae_lambda": 1.0,
+            "ent_coef": 0.0},
+    "uniform": {},
+    "thompson": {"prior_alpha": 1.0, "prior_beta": 1.0},
+}
+_WORLD_KEYS = {"sim": {"type", "robot", "camera_size", "horizon", "videos"},
+               "table": {"type", "horizon", "failure_rates", "image_size", "rollout_seconds"}}
+_TOP_KEYS = {"name", "task", "catalog", "world", "policy", "agent", "budget", "max_perturbations",
+             "rewards", "seed", "workers", "checkpoint_every", "max_retries", "nominal_samples",
+             "output"}
+
+
+class ConfigError(ValueError):
+    """A campaign file is malformed; the message names the field (``campaign.agent.type``...)."""
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Which world the campaign rolls out in.
+
+    :param type: ``sim`` (robosuite, the product) or ``table`` (synthetic Bernoulli replay of
+        measured failure rates; for tests and benchmarks only).
+    :param robot: sim robot.
+    :param camera_size: sim camera size (the policy's and the agent's image).
+    :param horizon: control steps per rollout.
+    :param videos: sim only: keep an MP4 of every rollout (linked from the report).
+    :param failure_rates: table only: path of a ``failure_rates.json``.
+    :param image_size: table only: observation size in pixels.
+    :param rollout_seconds: table only: wall-clock seconds each rollout takes.
+    """
+
+    type: str = "sim"
+    robot: str = "UR5e"
+    camera_size: int = 84
+    horizon: int = 150
+    videos: bool = False
+    failure_rates: str | None = None
+    image_size: int = 36
+    rollout_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Reward constants of Algorithm 1: ``failure`` on a failed rollout, ``-success_per_step * t``
+    on a successful one that took ``t`` control steps.
+
+    :param failure: C_failure.
+    :param success_per_step: C_success.
+    """
+
+    failure: float = 1.0
+    success_per_step: float = 1e-3
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The diagnosing agent.
+
+    :param type: one of :data:`AGENT_TYPES`.
+    :param params: hyper-parameters (defaults from :data:`AGENT_PARAMS` filled in).
+    """
+
+    type: str = "ppo"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """A validated campaign; see the module docstring for the YAML keys."""
+
+    name: str
+    task: str
+    catalog: Path
+    world: WorldConfig
+    policy: str
+    agent: AgentConfig
+    budget: int
+    max_perturbations: int
+    rewards: RewardConfig
+    seed: int
+    workers: int
+    checkpoint_every: int
+    max_retries: int
+    nominal_samples: int
+    output: Path
+    source: str = "<memory>"
+
+    @property
+    def episode_cap(self) -> int:
+        """Perturbations per episode: ``max_perturbations`` for RL agents, 1 for the baselines."""
+        return self.max_perturbations if self.agent.type in RL_AGENTS else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (paths as strings)."""
+        data = asdict(self)
+        data["catalog"] = str(self.catalog)
+        data["output"] = str(self.output)
+        data["agent"] = {"type": self.agent.type, **self.agent.params}
+        data.pop("source")
+        return data
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that determine the agent's trajectory; a resumed campaign must match them.
+
+        The budget, output and checkpoint interval are not part of it: a campaign may be resumed
+        with a larger budget.
+        """
+        data = self.to_dict()
+        for key in ("budget", "output", "checkpoint_every", "name", "catalog"):
+            data.pop(key)
+        for key in ("rollout_seconds", "videos"):
+            data["world"].pop(key)
+        return data
+
+
+def _number(value: Any, where: str, kind: type, minimum: float | None = None,
+            strict: bool = False) -> Any:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        ok = ok and float(value).is_integer()
+    if not ok:
+        raise ConfigError(f"{where}: expected {'an integer' if kind is int else 'a number'}, "
+                          f"got {value!r}")
+    value = kind(value)
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ConfigError(f"{where}: must be {'>' if strict else '>='} {minimum}, got {value!r}")
+    return value
+
+
+def _mapping(data: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key; use one of "
+                          f"{', '.join(sorted(allowed))}")
+    return data
+
+
+def _resolve(path: str, base: Path | None, where: str) -> Path:
+    """Resolve ``path``: absolute, relative to the campaign file, or under ``config/``."""
+    p = Path(path).expanduser()
+    candidates = [p] if p.is_absolute() else ([base / p] if base else []) + [Path.cwd() / p]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    if not p.is_absolute():
+        try:
+            return Path(find_config(path)).resolve()
+        except (FileNotFoundError, ValueError):
+            pass
+    raise ConfigError(f"{where}: file {path!r} not found (tried {', '.join(map(str, candidates))} "
+                      "and config/); give a path relative to config/ or an absolute path")
+
+
+def _world(data: Any, base: Path | None) -> WorldConfig:
+    where = "campaign.world"
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    wtype = (data or {}).get("type", "sim")
+    if wtype not in WORLD_TYPES:
+        raise ConfigError(f"{where}.type: unknown {wtype!r}; use one of {', '.join(WORLD_TYPES)}")
+    data = _mapping(data, where, _WORLD_KEYS[wtype])
+    kw: dict[str, Any] = {"type": wtype}
+    for key in ("camera_size", "horizon", "image_size"):
+        if key in data:
+            kw[key] = _number(data[key], f"{where}.{key}", int, 1)
+    if "robot" in data:
+        if not isinstance(data["robot"], str) or not data["robot"]:
+            raise ConfigError(f"{where}.robot: a robosuite robot name, e.g. UR5e")
+        kw["robot"] = data["robot"]
+    if "videos" in data:
+        if not isinstance(data["videos"], bool):
+            raise ConfigError(f"{where}.videos: true or false, got {data['videos']!r}")
+        kw["videos"] = data["videos"]
+    if "rollout_seconds" in data:
+        kw["rollout_seconds"] = _number(data["rollout_seconds"], f"{where}.rollout_seconds",
+                                        float, 0)
+    if wtype == "table":
+        if "failure_rates" not in data:
+            raise ConfigError(f"{where}.failure_rates: a table world needs the path of a "
+                              "failure_rates.json (the output of `robomd sweep`)")
+        kw["failure_rates"] = str(_resolve(str(data["failure_rates"]), base,
+                                           f"{where}.failure_rates"))
+        if kw.get("image_size", 36) < 36:
+            raise ConfigError(f"{where}.image_size: the CNN needs at least 36 pixels, got "
+                              f"{kw['image_size']}")
+    elif kw.get("camera_size", 84) < 36:
+        raise ConfigError(f"{where}.camera_size: the agent's CNN needs at least 36 pixels, got "
+                          f"{kw['camera_size']}")
+    return WorldConfig(**kw)
+
+
+def _agent(data: Any) -> AgentConfig:
+    where = "campaign.agent"
+    if isinstance(data, str):
+        data = {"type": data}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping with a type, got {data!r}")
+    atype = data.get("type", "ppo")
+    if atype not in AGENT_TYPES:
+        raise ConfigError(f"{where}.type: unknown {atype!r}; use one of {', '.join(AGENT_TYPES)}")
+    defaults = AGENT_PARAMS[atype]
+    params = dict(defaults)
+    for key, value in data.items():
+        if key == "type":
+            continue
+        if key not in defaults:
+            allowed = ", ".join(sorted(defaults)) or "no hyper-parameters"
+            raise ConfigError(f"{where}.{key}: unknown for agent {atype!r}; it takes {allowed}")
+        kind = type(defaults[key])
+        strict = key in ("learning_rate", "clip_range", "prior_alpha", "prior_beta")
+        params[key] = _number(value, f"{where}.{key}", kind, 0 if kind is float else 1, strict)
+    for key in ("gamma", "gae_lambda", "clip_range"):
+        if key in params and params[key] > 1:
+            raise ConfigError(f"{where}.{key}: must be <= 1, got {params[key]}")
+    return AgentConfig(atype, params)
+
+
+def parse_campaign(data: Any, source: str = "<memory>", base: Path | None = None) -> CampaignConfig:
+    """Validate a parsed campaign document.
+
+    :param data: the parsed YAML.
+    :param source: where it came from (for messages and the default name).
+    :param base: directory relative paths are tried against first (the file's directory).
+    :raises ConfigError: naming the bad field and the fix.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a campaign is a mapping with at least 'task'")
+    data = _mapping(data, "campaign", _TOP_KEYS)
+    task = data.get("task")
+    if not isinstance(task, str) or not task:
+        raise ConfigError("campaign.task: a non-empty task name is required, e.g. task: lift")
+    name = data.get("name", Path(source).stem if source != "<memory>" else task)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"campaign.name: a non-empty string, got {name!r}")
+    catalog = _resolve(str(data.get("catalog", f"catalogs/{task}.yaml")), base, "campaign.catalog")
+    world = _world(data.get("world"), base)
+    policy = data.get("policy", "bc" if world.type == "sim" else "table")
+    if not isinstance(policy, str) or not policy:
+        raise ConfigError(f"campaign.policy: a policy spec such as 'bc' or 'expert', got "
+                          f"{policy!r}")
+    rewards_raw = _mapping(data.get("rewards"), "campaign.rewards", {"failure", "success_per_step"})
+    rewards = RewardConfig(
+        failure=_number(rewards_raw.get("failure", 1.0), "campaign.rewards.failure", float, 0,
+                        True),
+        success_per_step=_number(rewards_raw.get("success_per_step", 1e-3),
+                                 "campaign.rewards.success_per_step", float, 0))
+    ints = {key: _number(data.get(key, default), f"campaign.{key}", int, minimum)
+            for key, default, minimum in (("budget", 126, 1), ("max_perturbations", 3, 1),
+                                          ("seed", 0, 0), ("workers", 1, 1),
+                                          ("checkpoint_every", 32, 1), ("max_retries", 2, 0),
+                                          ("nominal_samples", 4, 1))}
+    output = data.get("output", f"runs/{name}")
+    if not isinstance(output, str) or not output:
+        raise ConfigError(f"campaign.output: a directory path, got {output!r}")
+    return CampaignConfig(name=name, task=task, catalog=catalog, world=world, policy=policy,
+                          agent=_agent(data.get("agent")), rewards=rewards,
+                          output=Path(output).expanduser(), source=source, **ints)
+
+
+def load_campaign(path: str | Path) -> CampaignConfig:
+    """Load and validate a campaign YAML file.
+
+    :param path: the file.
+    :raises ConfigError: if the file is missing, not YAML, or invalid.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"campaign file {path} does not exist; campaigns live in "
+                          "config/campaigns/")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_campaign(data, str(path), path.parent.resolve())

@@ -1,0 +1,262 @@
+"""Reports of finished campaigns: ``report.json`` and a self-contained ``report.html``.
+
+Per campaign: a radar plot of P_fail (the paper's Fig. 7), a bar chart of P_fail next to the
+observed failure rates with 95% Wilson intervals, the ranked table (P_fail, observed rate,
+interval, trials, links to videos of failing rollouts), entropy, number of failure modes, FSI,
+and, given a ground-truth sweep, pairwise accuracy and Kendall's tau. With several campaigns, a
+heatmap of P_fail and one of the observed rates (perturbations x campaigns). Images are embedded
+as base64 PNG, so the HTML file can be mailed or archived alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robomd_diagnoser.analysis import GroundTruth, diagnose
+from robomd_diagnoser.campaign import RESULT_FILE, STORE_FILE
+from robomd_diagnoser.catalog import parse_catalog
+from robomd_diagnoser.env import KEY_PREFIX
+from robomd_diagnoser.store import RolloutStore
+
+#: Written by the diagnoser node: which transport and nodes served a campaign run over ROS 2.
+TRANSPORT_FILE = "transport.json"
+
+
+class ReportError(ValueError):
+    """A campaign directory cannot be reported on; the message says why and what to do."""
+
+
+def load_result(campaign_dir: str | Path, ground_truth: GroundTruth | None = None) -> dict:
+    """A campaign's ``diagnosis.json``, re-scored against ``ground_truth`` when given.
+
+    :param campaign_dir: the campaign directory.
+    :param ground_truth: a sweep to score the ranking against.
+    :raises ReportError: if the campaign has no result yet.
+    """
+    campaign_dir = Path(campaign_dir)
+    path = campaign_dir / RESULT_FILE
+    if not path.is_file():
+        raise ReportError(f"{campaign_dir} has no {RESULT_FILE}: the campaign has not finished; "
+                          "run `robomd diagnose --config ... --out DIR` to finish it")
+    result = json.loads(path.read_text())
+    result["dir"] = str(campaign_dir.resolve())
+    transport = campaign_dir / TRANSPORT_FILE
+    result["transport"] = json.loads(transport.read_text()) if transport.is_file() else None
+    if ground_truth is not None:
+        catalog = parse_catalog({"task": result["task"], "perturbations": result["catalog"]},
+                                str(path))
+        with RolloutStore(campaign_dir / STORE_FILE) as store:
+            records = store.records(KEY_PREFIX)
+        p = [result["p_fail"][n] for n in catalog.names]
+        result["diagnosis"] = diagnose(catalog, p, records, ground_truth).to_dict()
+    return result
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def radar_png(result: dict) -> str:
+    """Radar plot of P_fail over the catalog, catalog order (base64 PNG).
+
+    :param result: a loaded campaign result.
+    """
+    plt = _plt()
+    names = [p["name"] for p in result["catalog"]]
+    values = np.array([result["p_fail"][n] for n in names])
+    angles = np.linspace(0, 2 * np.pi, len(names), endpoint=False)
+    fig = plt.figure(figsize=(7.5, 7.5))
+    ax = fig.add_subplot(projection="polar")
+    ax.plot(np.append(angles, angles[0]), np.append(values, values[0]), color="tab:red", lw=1.5)
+    ax.fill(angles, values, color="tab:red", alpha=0.25)
+    ax.plot(np.append(angles, angles[0]), np.full(len(names) + 1, 1 / len(names)), "k--", lw=0.8,
+            label="uniform 1/N")
+    ax.set_xticks(angles, [f"A{i + 1} {n}" for i, n in enumerate(names)], fontsize=8)
+    ax.set_ylim(0, max(values.max() * 1.1, 1.5 / len(names)))
+    ax.tick_params(axis="y", labelsize=8)
+    d = result["diagnosis"]
+    ax.set_title(f"{result['name']}: P_fail ({result['agent']})\nentropy {d['entropy']:.2f} "
+                 f"nats, FSI {d['fsi']:.2f}", fontsize=11)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.15, -0.08), fontsize=8)
+    return _png(fig)
+
+
+def bars_png(result: dict) -> str:
+    """P_fail (left) and observed failure rate with 95% interval (right), ranked (base64 PNG).
+
+    :param result: a loaded campaign result.
+    """
+    plt = _plt()
+    modes = result["diagnosis"]["modes"]
+    ys = np.arange(len(modes))[::-1]
+    fig, (ax1, ax2) = plt.subplots(1, 2, sharey=True, figsize=(10, 1.0 + 0.3 * len(modes)))
+    ax1.barh(ys, [m["p_fail"] for m in modes], color="tab:red", alpha=0.8)
+    ax1.axvline(1 / len(modes), color="k", ls="--", lw=0.8, label="uniform 1/N")
+    ax1.set_yticks(ys, [m["name"] for m in modes], fontsize=9)
+    ax1.set_xlabel("P_fail (agent, sums to 1)")
+    ax1.legend(fontsize=8, loc="lower right")
+    tried = [(y, m) for y, m in zip(ys, modes, strict=True) if m["trials"]]
+    if tried:
+        rates = np.array([m["rate"] for _, m in tried])
+        err = np.array([[r - m["lo"], m["hi"] - r] for r, (_, m) in zip(rates, tried,
+                                                                            strict=True)]).T
+        ax2.errorbar(rates, [y for y, _ in tried], xerr=err, fmt="o", color="tab:blue",
+                     capsize=3, ms=5)
+        for y, m in tried:
+            ax2.annotate(f"{m['failures']}/{m['trials']}", (1.02, y), fontsize=8, va="center",
+                         annotation_clip=False)
+    for y, m in zip(ys, modes, strict=True):
+        if not m["trials"]:
+            ax2.annotate("not tried", (0.01, y), fontsize=8, va="center", color="grey")
+    ax2.set_xlim(0, 1)
+    ax2.set_xlabel("observed failure rate, 95% Wilson interval (single-perturbation rollouts)")
+    ax2.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"{result['name']}: failure likelihood vs observed failure rate", fontsize=11)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def heatmap_png(results: list[dict], key: str) -> str:
+    """Perturbations x campaigns heatmap of ``p_fail`` or ``rate`` (base64 PNG).
+
+    :param results: loaded campaign results (same catalog names are matched by name).
+    :param key: ``p_fail`` or ``rate``.
+    """
+    plt = _plt()
+    names = list(dict.fromkeys(p["name"] for r in results for p in r["catalog"]))
+    grid = np.full((len(names), len(results)), np.nan)
+    for j, r in enumerate(results):
+        by_name = {m["name"]: m for m in r["diagnosis"]["modes"]}
+        for i, n in enumerate(names):
+            if n in by_name and by_name[n][key] is not None:
+                grid[i, j] = by_name[n][key]
+    fig, ax = plt.subplots(figsize=(2.5 + 1.3 * len(results), 1.2 + 0.32 * len(names)))
+    vmax = 1.0 if key == "rate" else max(np.nanmax(grid), 1e-9)
+    im = ax.imshow(grid, cmap="Reds", vmin=0, vmax=vmax, aspect="auto")
+    for (i, j), v in np.ndenumerate(grid):
+        if not np.isnan(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if v > 0.6 * vmax else "black")
+    labels = [r["name"] for r in results]
+    labels = [f"{n} ({Path(r['dir']).name})" if labels.count(n) > 1 else n
+              for n, r in zip(labels, results, strict=True)]
+    ax.set_xticks(range(len(results)), labels, rotation=20, ha="right", fontsize=9)
+    ax.set_yticks(range(len(names)), names, fontsize=9)
+    label = "P_fail" if key == "p_fail" else "observed failure rate"
+    fig.colorbar(im, ax=ax, label=label, fraction=0.05)
+    ax.set_title(f"{label} across campaigns", fontsize=11)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _campaign_html(result: dict, report_dir: Path, images: dict[str, str]) -> str:
+    d = result["diagnosis"]
+    esc = html.escape
+    rows = []
+    for i, m in enumerate(d["modes"], 1):
+        links = " ".join(
+            f'<a href="{esc(os.path.relpath(Path(result["dir"]) / v, report_dir))}">'
+            f"{k + 1}</a>" for k, v in enumerate(m["videos"][:5]))
+        rows.append(f"<tr><td>{i}</td><td>{esc(m['name'])}</td><td>{esc(m['text'])}</td>"
+                    f"<td>{m['p_fail']:.3f}</td><td>{_fmt(m['rate'], 2)}</td>"
+                    f"<td>[{m['lo']:.2f}, {m['hi']:.2f}]</td><td>{m['failures']}/{m['trials']}"
+                    f"</td><td>{m['excluded']}</td><td>{links}</td></tr>")
+    acc = d.get("accuracy")
+    acc_html = ""
+    if acc:
+        acc_html = (f"<p>Against <code>{esc(acc['ground_truth'])}</code> ({acc['pairs']} pairs "
+                    f"with true rates &ge; {acc['min_gap']} apart): pairwise accuracy of P_fail "
+                    f"<b>{_fmt(acc['pairwise_accuracy'])}</b>, Kendall &tau; "
+                    f"<b>{_fmt(acc['kendall_tau'])}</b>; of the observed rates "
+                    f"{_fmt(acc['observed_pairwise_accuracy'])} and "
+                    f"{_fmt(acc['observed_kendall_tau'])}.</p>")
+    combos = "".join(f"<li>{esc(' + '.join(c['perturbations']))}: {c['failures']}/{c['n']} "
+                     "failed</li>" for c in d["combinations"])
+    served = result.get("transport")
+    served_html = (f"<p>Rollouts came over <b>{esc(served['transport'])}</b>, served by the nodes "
+                   f"{', '.join(f'<code>{esc(n)}</code>' for n in served['nodes'])}.</p>"
+                   if served else "<p>Rollouts ran in-process (no ROS 2 graph).</p>")
+    return f"""
+<h2>{esc(result['name'])}</h2>
+<p>Task <b>{esc(result['task'])}</b>, policy <b>{esc(result['policy'])}</b>, agent
+<b>{esc(result['agent'])}</b>, world <b>{esc(result['world'])}</b>, budget {result['budget']}
+rollouts; {d['rollouts_completed']} judged, {d['rollouts_aborted']} not completed (never counted
+as failures). Directory <code>{esc(result['dir'])}</code>.</p>
+{served_html}
+<p>Entropy <b>{d['entropy']:.3f}</b> nats (max {np.log(len(d['modes'])):.3f});
+failure modes <b>{d['num_failure_modes']}</b> (P_fail &gt; 1/N), <b>
+{d['num_confirmed_failure_modes']}</b> confirmed (observed 95% lower bound &ge; 0.25);
+FSI <b>{d['fsi']:.3f}</b>.</p>
+{acc_html}
+<img alt="radar" src="data:image/png;base64,{images['radar']}" style="max-width:48%">
+<img alt="bars" src="data:image/png;base64,{images['bars']}" style="max-width:100%">
+<table><tr><th>rank</th><th>perturbation</th><th>description</th><th>P_fail</th>
+<th>observed rate</th><th>95% interval</th><th>failed/trials</th><th>not completed</th>
+<th>failing videos</th></tr>{''.join(rows)}</table>
+<details><summary>Accumulated perturbation sets ({len(d['combinations'])})</summary>
+<ul>{combos}</ul></details>
+"""
+
+
+_STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px}
+table{border-collapse:collapse;font-size:0.9em}td,th{border:1px solid #ccc;padding:3px 6px}
+th{background:#eee}code{background:#f4f4f4}.note{background:#fff8e0;padding:0.6em}"""
+
+
+def write_report(results: list[dict], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.html`` for loaded campaign results.
+
+    :param results: from :func:`load_result`.
+    :param out_dir: where to write (created).
+    :returns: the two paths.
+    """
+    if not results:
+        raise ReportError("no campaign to report on")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "report.json"
+    json_path.write_text(json.dumps({"campaigns": results}, indent=2))
+    parts = [_campaign_html(r, out_dir.resolve(), {"radar": radar_png(r), "bars": bars_png(r)})
+             for r in results]
+    cross = ""
+    if len(results) > 1:
+        cross = (f'<h2>Across campaigns</h2><img alt="P_fail heatmap" src="data:image/png;base64,'
+                 f'{heatmap_png(results, "p_fail")}" style="max-width:49%">'
+                 f'<img alt="rate heatmap" src="data:image/png;base64,'
+                 f'{heatmap_png(results, "rate")}" style="max-width:49%">')
+    doc = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>RoboMD report</title>
+<style>{_STYLE}</style></head><body><h1>RoboMD diagnosis report</h1>
+<p class="note">P_fail is the agent's failure likelihood (softmax of its logits at the nominal
+scene, Eq. 3 of the paper). It sums to 1 across the perturbations, so it ranks failure modes but
+cannot say that a perturbation never fails; read it next to the observed failure rates and their
+95% intervals, measured on this campaign's single-perturbation rollouts.</p>
+{cross}{''.join(parts)}</body></html>"""
+    html_path = out_dir / "report.html"
+    html_path.write_text(doc)
+    return json_path, html_path

@@ -1,0 +1,65 @@
+"""robomd report: report.json and a self-contained report.html from finished campaigns."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+from diagnosis_fixtures import write_campaign
+
+from robomd_diagnoser.analysis import load_ground_truth
+from robomd_diagnoser.campaign import RESULT_FILE, run_campaign
+from robomd_diagnoser.config import load_campaign
+from robomd_diagnoser.report import ReportError, load_result, write_report
+
+
+@pytest.fixture(scope="module")
+def campaigns(tmp_path_factory):
+    dirs = []
+    for agent in ("uniform", "thompson"):
+        tmp = tmp_path_factory.mktemp(agent)
+        cfg = load_campaign(write_campaign(tmp, name=f"toy_{agent}", agent={"type": agent},
+                                           budget=25))
+        dirs.append(run_campaign(cfg, progress=False).out_dir)
+    return dirs
+
+
+def images(html: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r"base64,([A-Za-z0-9+/=]+)", html)]
+
+
+def test_single_campaign_report(campaigns, tmp_path):
+    json_path, html_path = write_report([load_result(campaigns[0])], tmp_path)
+    html = html_path.read_text()
+    pngs = images(html)
+    assert len(pngs) == 2 and all(p.startswith(b"\x89PNG") for p in pngs)  # radar + bars
+    assert "toy_uniform" in html and "sums to 1" in html and "Entropy" in html
+    assert html.count("<tr><td>") == 5, "one ranked row per perturbation"
+    data = json.loads(json_path.read_text())["campaigns"][0]
+    assert data["diagnosis"]["modes"][0]["rank"] == 1
+    assert data["diagnosis"]["accuracy"] is None
+
+
+def test_several_campaigns_add_heatmaps_and_ground_truth_adds_accuracy(campaigns, tmp_path):
+    truth = load_ground_truth(campaigns[0].parent / "failure_rates.json")
+    results = [load_result(d, truth) for d in campaigns]
+    _, html_path = write_report(results, tmp_path)
+    html = html_path.read_text()
+    assert len(images(html)) == 2 * 2 + 2  # per campaign radar + bars, two heatmaps
+    assert "pairwise accuracy" in html and "Kendall" in html
+    acc = results[0]["diagnosis"]["accuracy"]
+    assert 0.0 <= acc["pairwise_accuracy"] <= 1.0 and acc["pairs"] == 9
+
+
+def test_failing_rollout_videos_are_linked(campaigns, tmp_path):
+    result = load_result(campaigns[0])
+    result["diagnosis"]["modes"][0]["videos"] = ["videos/000003_0.mp4"]
+    _, html_path = write_report([result], tmp_path)
+    assert re.search(r'href="[^"]*videos/000003_0\.mp4"', html_path.read_text())
+
+
+def test_unfinished_campaign_is_explained(tmp_path):
+    with pytest.raises(ReportError, match=f"no {RESULT_FILE}.*robomd diagnose"):
+        load_result(tmp_path)
