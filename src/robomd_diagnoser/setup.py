@@ -17,6 +17,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
+        (f"share/{package_name}/launch", glob("launch/*.launch.py")),
         config_files("catalogs"),
         config_files("campaigns"),
     ],
@@ -31,6 +32,7 @@ setup(
         "console_scripts": [
             "robomd = robomd_diagnoser.cli:main",
             "interface_echo = robomd_diagnoser.ros.interface_check:echo_main",
+            "diagnoser_node = robomd_diagnoser.diagnoser_node:main",
         ],
     },
 )

@@ -1,3 +1,5 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
 package_name = "robomd_sim_bridge"
@@ -10,6 +12,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
+        (f"share/{package_name}/launch", glob("launch/*.launch.py")),
     ],
     install_requires=["setuptools"],
     zip_safe=False,
@@ -18,5 +21,7 @@ setup(
     description="Simulated RoboMD world on robosuite/MuJoCo and its ROS 2 bridge node.",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": ["sim_bridge_node = robomd_sim_bridge.sim_bridge_node:main"],
+    },
 )

@@ -47,6 +47,14 @@ class Outcome:
         return asdict(self)
 
 
+class WorldError(RuntimeError):
+    """The world could not do what was asked (a dead node, a fault); never a policy failure."""
+
+
+class PerturbationUnavailable(WorldError):
+    """The scene cannot show these perturbations here (e.g. the operator skipped them)."""
+
+
 StepCallback = Callable[[int, float], None]
 """Called after each control step with (step, elapsed seconds)."""
 
@@ -61,7 +69,10 @@ class World(Protocol):
         """Return to the nominal scene (all perturbations removed), seeded."""
 
     def apply(self, perturbations: Sequence[str]) -> None:
-        """Set the scene's perturbations to exactly this cumulative list of catalog names."""
+        """Set the scene's perturbations to exactly this cumulative list of catalog names.
+
+        :raises PerturbationUnavailable: the scene cannot show them (not a policy failure).
+        """
 
     def observe(self) -> np.ndarray:
         """The scene camera image, HxWx3 uint8, upright."""

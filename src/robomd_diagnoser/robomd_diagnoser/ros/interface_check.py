@@ -30,12 +30,13 @@ from robomd_msgs.msg import (
     OperatorPrompt,
     Perturbation,
     RolloutOutcome,
+    RolloutRecord,
 )
 from robomd_msgs.srv import ApplyPerturbation, JudgeRollout, OperatorRespond, ResetScene
 
 NAMESPACE = "/robomd_check"
-MESSAGE_TYPES = (Perturbation, RolloutOutcome, FailureMode, FailureReport, CampaignStatus,
-                 OperatorPrompt)
+MESSAGE_TYPES = (Perturbation, RolloutOutcome, RolloutRecord, FailureMode, FailureReport,
+                 CampaignStatus, OperatorPrompt)
 STEP_PERIOD = 0.05  # seconds per simulated control step of the echo action server
 _QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -138,6 +139,9 @@ def sample_messages() -> list:
         pert,
         RolloutOutcome(rollout_id="r1", success=False, confidence=1.0, reason="cube not lifted",
                        judge="simulator"),
+        RolloutRecord(campaign_id="check", key="agent/000001/0", perturbations=[pert], seed=3,
+                      status=RolloutRecord.STATUS_COMPLETED, success=False, steps=150,
+                      duration=6.5, agent_step=1, reason="step limit"),
         mode,
         FailureReport(campaign_id="check", task="lift", policy="bc", agent="ppo", modes=[mode],
                       entropy=2.1, num_failure_modes=3, failure_severity_index=1.7,

@@ -1,0 +1,238 @@
+"""A World whose scene lives behind the ROS 2 interface contract (sim bridge or real robot).
+
+The diagnoser talks only to ``apply_perturbation``, ``reset_scene``, ``execute_rollout``,
+``judge_rollout`` and ``camera/image_raw``, so a simulated and a real world are interchangeable.
+The node must be spun by an executor in another thread while these methods block.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from action_msgs.msg import GoalStatus
+from rclpy.action import ActionClient
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from robomd_diagnoser.catalog import Catalog, CatalogError
+from robomd_diagnoser.ros.image import from_msg
+from robomd_diagnoser.world import (
+    Outcome,
+    PerturbationUnavailable,
+    RolloutResult,
+    RolloutStatus,
+    StepCallback,
+    WorldError,
+)
+from robomd_msgs.action import ExecuteRollout
+from robomd_msgs.srv import ApplyPerturbation, JudgeRollout, ResetScene
+
+_STATUS = {
+    ExecuteRollout.Result.STATUS_COMPLETED: RolloutStatus.COMPLETED,
+    ExecuteRollout.Result.STATUS_ABORTED: RolloutStatus.ABORTED,
+    ExecuteRollout.Result.STATUS_CANCELLED: RolloutStatus.CANCELLED,
+    ExecuteRollout.Result.STATUS_UNAVAILABLE: RolloutStatus.UNAVAILABLE,
+}
+
+
+def _wait(future, timeout: float, what: str):
+    done = threading.Event()
+    future.add_done_callback(lambda _f: done.set())
+    if not done.wait(timeout):
+        future.cancel()
+        raise WorldError(f"{what}: no answer within {timeout:.1f} s (is the node running?)")
+    return future.result()
+
+
+class RosWorld:
+    """World protocol over ROS 2 service and action clients.
+
+    :param node: a node spun by an executor in another thread.
+    :param catalog: the catalog the serving side also loads (names must agree).
+    :param namespace: where the contract lives (``/robomd``).
+    :param service_timeout: seconds to wait for a service answer or a server to appear.
+    :param rollout_timeout: wall-clock limit per rollout; exceeded -> cancelled and ABORTED.
+    :param image_timeout: seconds to wait for a fresh camera frame in :meth:`observe`.
+    """
+
+    def __init__(self, node: Node, catalog: Catalog, *, namespace: str = "/robomd",
+                 service_timeout: float = 10.0, rollout_timeout: float = 120.0,
+                 image_timeout: float = 10.0) -> None:
+        self.catalog = catalog
+        self.node = node
+        self.service_timeout = service_timeout
+        self.rollout_timeout = rollout_timeout
+        self.image_timeout = image_timeout
+        ns = namespace.rstrip("/")
+        group = ReentrantCallbackGroup()
+        self._apply = node.create_client(ApplyPerturbation, f"{ns}/apply_perturbation",
+                                         callback_group=group)
+        self._reset = node.create_client(ResetScene, f"{ns}/reset_scene", callback_group=group)
+        self._judge = node.create_client(JudgeRollout, f"{ns}/judge_rollout",
+                                         callback_group=group)
+        self._execute = ActionClient(node, ExecuteRollout, f"{ns}/execute_rollout",
+                                     callback_group=group)
+        self._frame_lock = threading.Condition()
+        self._frame: Image | None = None
+        self._frame_time = 0.0
+        self._scene_changed = 0.0
+        node.create_subscription(Image, f"{ns}/camera/image_raw", self._on_image,
+                                 qos_profile_sensor_data, callback_group=group)
+        self._rollout_id = ""
+
+    def _on_image(self, msg: Image) -> None:
+        with self._frame_lock:
+            self._frame, self._frame_time = msg, time.monotonic()
+            self._frame_lock.notify_all()
+
+    def _call(self, client, request, what: str):
+        if not client.wait_for_service(timeout_sec=self.service_timeout):
+            raise WorldError(f"{what}: service {client.srv_name} not available after "
+                             f"{self.service_timeout:.0f} s (is the world node running?)")
+        return _wait(client.call_async(request), self.service_timeout, what)
+
+    def reset(self, seed: int) -> None:
+        """Return the scene to nominal with ``seed``."""
+        self._scene_changed = time.monotonic()
+        res = self._call(self._reset, ResetScene.Request(seed=int(seed)), "reset_scene")
+        if not res.success:
+            raise WorldError(f"reset_scene failed: {res.message}")
+
+    def apply(self, perturbations: Sequence[str]) -> None:
+        """Set the scene's cumulative perturbations (validated against the catalog first)."""
+        for name in perturbations:
+            self.catalog[name]  # raises CatalogError naming an unknown perturbation
+        self._scene_changed = time.monotonic()
+        res = self._call(self._apply, ApplyPerturbation.Request(perturbations=list(perturbations)),
+                         "apply_perturbation")
+        if res.status == ApplyPerturbation.Response.STATUS_UNAVAILABLE:
+            raise PerturbationUnavailable(res.message or f"unavailable: {list(perturbations)}")
+        if res.status == ApplyPerturbation.Response.STATUS_REJECTED:
+            raise CatalogError(f"apply_perturbation rejected {list(perturbations)}: "
+                               f"{res.message}")
+        if res.status != ApplyPerturbation.Response.STATUS_APPLIED:
+            raise WorldError(f"apply_perturbation: status {res.status}: {res.message}")
+
+    def observe(self) -> np.ndarray:
+        """The first camera frame received after the last scene change."""
+        deadline = time.monotonic() + self.image_timeout
+        with self._frame_lock:
+            while self._frame is None or self._frame_time < self._scene_changed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WorldError(f"no camera frame on camera/image_raw within "
+                                     f"{self.image_timeout:.0f} s of the scene change")
+                self._frame_lock.wait(left)
+            return from_msg(self._frame)
+
+    def execute(self, max_steps: int, seed: int, on_step: StepCallback | None = None,
+                should_stop: Callable[[], bool] | None = None) -> RolloutResult:
+        """Run one rollout through the ``execute_rollout`` action; faults come back ABORTED."""
+        start = time.monotonic()
+        self._rollout_id = uuid.uuid4().hex[:12]
+        if not self._execute.wait_for_server(timeout_sec=self.service_timeout):
+            return RolloutResult(RolloutStatus.ABORTED, 0, 0.0,
+                                 "execute_rollout server not available")
+        goal = ExecuteRollout.Goal(rollout_id=self._rollout_id, max_steps=int(max_steps),
+                                   timeout_s=float(self.rollout_timeout), seed=int(seed))
+        last_step = [0]
+
+        def feedback(msg) -> None:
+            last_step[0] = msg.feedback.step
+            if on_step is not None:
+                on_step(msg.feedback.step, msg.feedback.elapsed)
+
+        try:
+            handle = _wait(self._execute.send_goal_async(goal, feedback_callback=feedback),
+                           self.service_timeout, "execute_rollout goal")
+        except WorldError as exc:
+            return RolloutResult(RolloutStatus.ABORTED, 0, time.monotonic() - start, str(exc))
+        if handle is None or not handle.accepted:
+            return RolloutResult(RolloutStatus.ABORTED, 0, time.monotonic() - start,
+                                 "execute_rollout goal rejected")
+        result_future = handle.get_result_async()
+        done = threading.Event()
+        result_future.add_done_callback(lambda _f: done.set())
+        reason = ""
+        missing_since: float | None = None
+        while not done.wait(0.1):
+            now = time.monotonic()
+            if should_stop is not None and should_stop():
+                reason = "cancelled by the diagnoser"
+            elif now - start > self.rollout_timeout:
+                reason = f"rollout exceeded {self.rollout_timeout:.0f} s"
+            elif not self._execute.server_is_ready():
+                missing_since = missing_since or now
+                if now - missing_since > 2.0:
+                    reason = "execute_rollout server disappeared mid-rollout"
+            else:
+                missing_since = None
+            if reason:
+                handle.cancel_goal_async()
+                done.wait(2.0)
+                status = (RolloutStatus.CANCELLED if reason.startswith("cancelled")
+                          else RolloutStatus.ABORTED)
+                return RolloutResult(status, last_step[0], time.monotonic() - start, reason)
+        wrapped = result_future.result()
+        if wrapped is None:
+            return RolloutResult(RolloutStatus.ABORTED, last_step[0], time.monotonic() - start,
+                                 "execute_rollout returned no result")
+        res = wrapped.result
+        status = _STATUS.get(res.status, RolloutStatus.ABORTED)
+        if wrapped.status == GoalStatus.STATUS_ABORTED and status == RolloutStatus.COMPLETED:
+            status = RolloutStatus.ABORTED
+        return RolloutResult(status, int(res.steps), float(res.duration), res.reason)
+
+    def judge(self) -> Outcome:
+        """Ask ``judge_rollout`` for the verdict on the last executed rollout."""
+        res = self._call(self._judge, JudgeRollout.Request(rollout_id=self._rollout_id),
+                         "judge_rollout")
+        if not res.judged:
+            raise WorldError(f"judge_rollout could not judge {self._rollout_id}: "
+                             f"{res.outcome.reason}")
+        return Outcome(bool(res.outcome.success), float(res.outcome.confidence),
+                       res.outcome.reason)
+
+    def close(self) -> None:
+        """Destroy the clients (the node itself belongs to the caller)."""
+        self._execute.destroy()
+        for client in (self._apply, self._reset, self._judge):
+            self.node.destroy_client(client)
+
+
+class RosWorldFactory:
+    """Picklable recipe for a :class:`RosWorld`, one per campaign environment.
+
+    Called in the process that steps the environment (the diagnoser itself, or a worker process):
+    it initialises rclpy there if needed and spins a private node in a daemon thread.
+
+    :param catalog: path of the catalog YAML.
+    :param namespaces: the world contract's namespace for each environment index.
+    :param timeouts: keyword arguments of :class:`RosWorld` (service/rollout/image timeouts).
+    """
+
+    def __init__(self, catalog: str, namespaces: Sequence[str], **timeouts: float) -> None:
+        self.catalog = catalog
+        self.namespaces = list(namespaces)
+        self.timeouts = timeouts
+
+    def __call__(self, index: int) -> RosWorld:
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+
+        from robomd_diagnoser.catalog import load_catalog
+
+        if not rclpy.ok():
+            rclpy.init()
+        node = rclpy.create_node(f"diagnoser_world{index}", namespace="/robomd")
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        threading.Thread(target=executor.spin, daemon=True, name=f"ros-world{index}").start()
+        return RosWorld(node, load_catalog(self.catalog), namespace=self.namespaces[index],
+                        **self.timeouts)
