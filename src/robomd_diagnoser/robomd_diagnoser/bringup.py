@@ -88,10 +88,11 @@ def _param_value(value: Any) -> str:
 
 def command(spec: NodeSpec) -> list[str]:
     """The command line that starts ``spec`` with its name, namespace and parameters."""
-    # Node-specific remaps: a process may create helper nodes that must keep their own names.
+    # The name remap is node-specific (a process may create helper nodes that keep their own
+    # names); rcl ignores node-specific namespace remaps, so the namespace applies process-wide.
     default = spec.executable.removesuffix("_node")
     args = [sys.executable, str(find_executable(spec.package, spec.executable)), "--ros-args",
-            "-r", f"{default}:__node:={spec.name}", "-r", f"{default}:__ns:={spec.namespace}"]
+            "-r", f"{default}:__node:={spec.name}", "-r", f"__ns:={spec.namespace}"]
     for key, value in spec.parameters.items():
         args += ["-p", f"{key}:={_param_value(value)}"]
     return args

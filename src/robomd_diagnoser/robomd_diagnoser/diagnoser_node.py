@@ -40,6 +40,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "campaign": ("", "campaign YAML (required)"),
     "output": ("", "campaign directory; empty = the campaign's output"),
     "worlds": (["/robomd"], "namespace of each world's contract, one per campaign worker"),
+    "startup_timeout": (120.0, "seconds to wait for the world nodes to come up"),
     "service_timeout": (10.0, "seconds to wait for a world service or server"),
     "rollout_timeout": (300.0, "wall-clock limit of one rollout, seconds"),
     "image_timeout": (10.0, "seconds to wait for a camera frame after a scene change"),
@@ -74,6 +75,7 @@ class DiagnoserNode(Node):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = load_catalog(self.config.catalog)
         self.factory = RosWorldFactory(str(self.config.catalog), worlds,
+                                       startup_timeout=p["startup_timeout"],
                                        service_timeout=p["service_timeout"],
                                        rollout_timeout=p["rollout_timeout"],
                                        image_timeout=p["image_timeout"])

@@ -16,6 +16,7 @@ from typing import Any
 BENCH_MODULES: tuple[str, ...] = (
     "robomd_diagnoser.commands.bench_sim",
     "robomd_diagnoser.commands.bench_diagnose",
+    "robomd_diagnoser.commands.bench_ros",
 )
 
 

@@ -85,6 +85,28 @@ class RosWorld:
         node.create_subscription(Image, f"{ns}/camera/image_raw", self._on_image,
                                  qos_profile_sensor_data, callback_group=group)
         self._rollout_id = ""
+        self._owned_executor = None
+
+    def own(self, executor) -> None:
+        """Take ownership of ``node`` and the executor spinning it (shut down in :meth:`close`)."""
+        self._owned_executor = executor
+
+    def wait_until_ready(self, timeout: float) -> None:
+        """Block until every service and the action server of the contract are up.
+
+        :raises WorldError: naming what is still missing after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        waiting = {c.srv_name: c.service_is_ready for c in (self._apply, self._reset, self._judge)}
+        waiting["execute_rollout"] = self._execute.server_is_ready
+        while True:
+            missing = [name for name, ready in waiting.items() if not ready()]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise WorldError(f"world not ready after {timeout:.0f} s: {', '.join(missing)} "
+                                 "not available (is the world node running?)")
+            time.sleep(0.1)
 
     def _on_image(self, msg: Image) -> None:
         with self._frame_lock:
@@ -200,10 +222,13 @@ class RosWorld:
                        res.outcome.reason)
 
     def close(self) -> None:
-        """Destroy the clients (the node itself belongs to the caller)."""
+        """Destroy the clients; also the node and its executor when the world owns them."""
         self._execute.destroy()
         for client in (self._apply, self._reset, self._judge):
             self.node.destroy_client(client)
+        if self._owned_executor is not None:
+            self._owned_executor.shutdown(timeout_sec=2.0)
+            self.node.destroy_node()
 
 
 class RosWorldFactory:
@@ -214,12 +239,15 @@ class RosWorldFactory:
 
     :param catalog: path of the catalog YAML.
     :param namespaces: the world contract's namespace for each environment index.
+    :param startup_timeout: seconds to wait for a world's node to come up.
     :param timeouts: keyword arguments of :class:`RosWorld` (service/rollout/image timeouts).
     """
 
-    def __init__(self, catalog: str, namespaces: Sequence[str], **timeouts: float) -> None:
+    def __init__(self, catalog: str, namespaces: Sequence[str], startup_timeout: float = 120.0,
+                 **timeouts: float) -> None:
         self.catalog = catalog
         self.namespaces = list(namespaces)
+        self.startup_timeout = startup_timeout
         self.timeouts = timeouts
 
     def __call__(self, index: int) -> RosWorld:
@@ -234,5 +262,8 @@ class RosWorldFactory:
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
         threading.Thread(target=executor.spin, daemon=True, name=f"ros-world{index}").start()
-        return RosWorld(node, load_catalog(self.catalog), namespace=self.namespaces[index],
-                        **self.timeouts)
+        world = RosWorld(node, load_catalog(self.catalog), namespace=self.namespaces[index],
+                         **self.timeouts)
+        world.own(executor)
+        world.wait_until_ready(self.startup_timeout)
+        return world
