@@ -19,6 +19,9 @@ import yaml
 
 WS = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted([*WS.glob("launch/*.launch.py"), *WS.glob("src/*/launch/*.launch.py")])
+#: Values given to required launch arguments (no default) when a launch file is run here.
+REQUIRED_SAMPLES = {"robot_ip": "192.0.2.10"}
+UR5E_LAUNCH = WS / "src" / "robomd_ur5e" / "launch" / "diagnose.launch.py"
 
 
 class _Recorder:
@@ -77,11 +80,13 @@ def _run(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:
     description = module.generate_launch_description()
     entities = list(description.args[0])
     arguments = [e for e in entities if type(e).__name__ == "DeclareLaunchArgument"]
-    context = {a.args[0]: a.kwargs.get("default_value", "") for a in arguments}
+    context = {a.args[0]: a.kwargs.get("default_value", REQUIRED_SAMPLES.get(a.args[0], ""))
+               for a in arguments}
     nodes = []
     for entity in entities:
         if type(entity).__name__ == "OpaqueFunction":
-            nodes += entity.kwargs["function"](context)
+            nodes += [e for e in entity.kwargs["function"](context)
+                      if type(e).__name__ == "Node"]
         elif type(entity).__name__ == "Node":
             nodes.append(entity)
     return arguments, nodes
@@ -112,4 +117,19 @@ def test_launch_file_nodes_and_parameters_exist(path: Path, monkeypatch) -> None
 
 def test_there_are_launch_files() -> None:
     names = {p.name for p in LAUNCH_FILES}
-    assert {"sim_campaign.launch.py", "sim_bridge.launch.py", "diagnoser.launch.py"} <= names
+    assert {"sim_campaign.launch.py", "sim_bridge.launch.py", "diagnoser.launch.py",
+            "diagnose.launch.py"} <= names
+
+
+def test_ur5e_launch_requires_robot_ip_and_starts_the_real_graph(monkeypatch) -> None:
+    arguments, nodes = _run(UR5E_LAUNCH, monkeypatch)
+    declared = {a.args[0]: a.kwargs for a in arguments}
+    assert {"robot_ip", "camera", "policy", "catalog", "campaign", "use_fake_hardware"} <= \
+        set(declared)
+    assert "default_value" not in declared["robot_ip"], "robot_ip must have no default"
+    assert declared["use_fake_hardware"]["default_value"] == "false"
+    assert {n.kwargs["name"] for n in nodes} == {
+        "camera", "policy_executor", "success_detector", "operator_prompt", "diagnoser"}
+    executor = next(n for n in nodes if n.kwargs["name"] == "policy_executor")
+    assert executor.kwargs["parameters"][0]["robot_ip"] == REQUIRED_SAMPLES["robot_ip"]
+    assert executor.kwargs["additional_env"] == {}, "a real robot uses the lab's ROS domain"

@@ -20,6 +20,7 @@ setup(
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
         config_files("catalogs"),
         config_files("campaigns"),
+        config_files("ur5e"),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

@@ -20,5 +20,12 @@ setup(
     description="Real UR5e RoboMD campaign nodes.",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "camera_node = robomd_ur5e.camera_node:main",
+            "policy_executor_node = robomd_ur5e.policy_executor_node:main",
+            "success_detector_node = robomd_ur5e.success_detector_node:main",
+            "operator_prompt_node = robomd_ur5e.operator_prompt_node:main",
+        ],
+    },
 )

@@ -54,6 +54,10 @@ def build_world(config: CampaignConfig) -> World:
 
     :param config: the campaign.
     """
+    if config.world.type == "real":
+        raise ConfigError(f"{config.source}: world type 'real' runs on a robot through the ROS 2 "
+                          "graph; start it with `robomd bringup-ur5e` or `ros2 launch robomd_ur5e "
+                          "diagnose.launch.py`, not in-process")
     catalog = load_catalog(config.catalog)
     if config.world.type == "table":
         from robomd_diagnoser.table_world import TableWorld

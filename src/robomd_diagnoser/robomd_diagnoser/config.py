@@ -7,6 +7,7 @@ YAML layout (every key but ``task`` has a default)::
     catalog: catalogs/lift.yaml    # relative to config/ (or to this file, or absolute)
     world:
       type: sim                    # sim (robosuite) | table (synthetic replay, tests/benchmarks)
+                                   # | real (a robot behind the ROS contract: robomd bringup-ur5e)
       robot: UR5e                  # sim only
       camera_size: 84              # sim only: camera and observation size in pixels
       horizon: 150                 # control steps per rollout (both types)
@@ -40,7 +41,7 @@ import yaml
 from robomd_diagnoser.paths import find_config
 
 AGENT_TYPES = ("ppo", "a2c", "uniform", "thompson")
-WORLD_TYPES = ("sim", "table")
+WORLD_TYPES = ("sim", "table", "real")
 RL_AGENTS = ("ppo", "a2c")
 
 #: Hyper-parameters each agent type accepts, with their defaults. PPO's are the paper's
@@ -55,7 +56,8 @@ AGENT_PARAMS: dict[str, dict[str, Any]] = {
     "thompson": {"prior_alpha": 1.0, "prior_beta": 1.0},
 }
 _WORLD_KEYS = {"sim": {"type", "robot", "camera_size", "horizon", "videos"},
-               "table": {"type", "horizon", "failure_rates", "image_size", "rollout_seconds"}}
+               "table": {"type", "horizon", "failure_rates", "image_size", "rollout_seconds"},
+               "real": {"type", "horizon"}}
 _TOP_KEYS = {"name", "task", "catalog", "world", "policy", "agent", "budget", "max_perturbations",
              "rewards", "seed", "workers", "checkpoint_every", "max_retries", "nominal_samples",
              "output"}
@@ -69,8 +71,9 @@ class ConfigError(ValueError):
 class WorldConfig:
     """Which world the campaign rolls out in.
 
-    :param type: ``sim`` (robosuite, the product) or ``table`` (synthetic Bernoulli replay of
-        measured failure rates; for tests and benchmarks only).
+    :param type: ``sim`` (robosuite, the product), ``table`` (synthetic Bernoulli replay of
+        measured failure rates; for tests and benchmarks only) or ``real`` (a robot behind the
+        ROS 2 contract; runs only through the ROS graph).
     :param robot: sim robot.
     :param camera_size: sim camera size (the policy's and the agent's image).
     :param horizon: control steps per rollout.

@@ -1,0 +1,61 @@
+"""RoboMD campaign on a real UR5e: camera, policy executor, success detector, operator prompt and
+the diagnoser.
+
+    ros2 launch robomd_ur5e diagnose.launch.py robot_ip:=192.168.1.10 policy:=torchscript:/p.pt
+    robomd operator --arm        # second terminal: the operator console
+
+With use_fake_hardware:=true the executor drives the simulated UR5e instead (a dry run). The node
+set and its parameters come from robomd_ur5e.bringup (shared with ``robomd bringup-ur5e``). ROS
+domain: the lab's default (ROS_DOMAIN_ID from the shell, else 0); a fake-hardware dry run uses the
+simulation's localhost-only domain 77 instead.
+"""
+
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+from robomd_diagnoser.config import load_campaign
+from robomd_diagnoser.paths import find_config
+from robomd_ur5e.bringup import domain_env, domain_text, ur5e_campaign_nodes
+
+
+def _nodes(context) -> list:
+    fake = LaunchConfiguration("use_fake_hardware").perform(context).lower() in ("true", "1")
+    campaign = LaunchConfiguration("campaign").perform(context)
+    specs = ur5e_campaign_nodes(
+        load_campaign(campaign), campaign,
+        robot_ip=LaunchConfiguration("robot_ip").perform(context),
+        camera=LaunchConfiguration("camera").perform(context),
+        policy=LaunchConfiguration("policy").perform(context),
+        catalog=LaunchConfiguration("catalog").perform(context),
+        use_fake_hardware=fake,
+        out_dir=LaunchConfiguration("output").perform(context) or None)
+    env = domain_env(fake)
+    return [LogInfo(msg=f"RoboMD UR5e campaign on {domain_text(fake)}"),
+            *[Node(package=s.package, executable=s.executable, name=s.name, namespace=s.namespace,
+                   parameters=[s.parameters], additional_env=env, output="screen")
+              for s in specs]]
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription([
+        DeclareLaunchArgument("robot_ip", description="the UR controller's IP address (required; "
+                                                      "ignored with use_fake_hardware:=true)"),
+        DeclareLaunchArgument("camera", default_value="0",
+                              description="camera source: device index, video file or stream URL"),
+        DeclareLaunchArgument("policy", default_value="",
+                              description="policy under test (torchscript:, module:, bc:); empty "
+                                          "= the campaign's policy"),
+        DeclareLaunchArgument("catalog", default_value="",
+                              description="catalog for the operator's instructions; empty = the "
+                                          "campaign's catalog"),
+        DeclareLaunchArgument("campaign",
+                              default_value=str(find_config("campaigns/real_lift.yaml")),
+                              description="campaign YAML with world type real"),
+        DeclareLaunchArgument("use_fake_hardware", default_value="false",
+                              description="true: dry run on the simulated UR5e"),
+        DeclareLaunchArgument("output", default_value="",
+                              description="campaign directory; empty = the campaign's output"),
+        OpaqueFunction(function=_nodes),
+    ])

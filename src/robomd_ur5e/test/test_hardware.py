@@ -1,0 +1,115 @@
+"""Gripper clients and robot health polling, without a robot."""
+
+from __future__ import annotations
+
+import math
+import socketserver
+import threading
+
+import pytest
+
+from robomd_ur5e.hardware import DigitalGripper, RobotFault, RobotiqGripper, fault_reason
+
+
+class _RobotiqHandler(socketserver.StreamRequestHandler):
+    """The Robotiq URCap's ASCII protocol, as far as the client uses it."""
+
+    def handle(self) -> None:
+        state = self.server.state
+        for raw in self.rfile:
+            words = raw.decode().split()
+            if words[0] == "SET":
+                state[words[1]] = int(words[2])
+                if words[1] == "POS":
+                    state["OBJ"] = 2 if int(words[2]) > 0 else 3
+                self.wfile.write(b"ack\n")
+            else:
+                value = 3 if words[1] == "STA" and state.get("ACT") else state.get(words[1], 0)
+                self.wfile.write(f"{words[1]} {value}\n".encode())
+            self.server.log.append(" ".join(words))
+
+
+@pytest.fixture
+def robotiq():
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _RobotiqHandler)
+    server.state, server.log = {}, []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_robotiq_client_activates_moves_and_reads_back(robotiq) -> None:
+    gripper = RobotiqGripper("127.0.0.1", robotiq.server_address[1], max_width=0.085)
+    assert robotiq.log[:3] == ["GET STA", "SET ACT 1", "SET GTO 1"]
+    gripper.set_closed(True)
+    robotiq.state["POS"] = 153  # the fingers stopped on an object
+    state = gripper.state()
+    assert state.opening == pytest.approx(0.4) and state.width == pytest.approx(0.034)
+    assert state.object_detected is True
+    gripper.set_closed(False)
+    assert robotiq.state["POS"] == 0 and "SET POS 255" in robotiq.log
+    gripper.close()
+
+
+def test_robotiq_unreachable_names_the_fix() -> None:
+    with pytest.raises(RobotFault, match="Robotiq URCap installed"):
+        RobotiqGripper("127.0.0.1", 9, timeout=0.5)
+
+
+class _IO:
+    def __init__(self, accept: bool = True) -> None:
+        self.accept, self.outputs = accept, {}
+
+    def setStandardDigitalOut(self, pin: int, level: bool) -> bool:
+        self.outputs[pin] = level
+        return self.accept
+
+    def disconnect(self) -> None:
+        """Nothing to close."""
+
+
+def test_digital_gripper_sets_the_output_and_reports_no_feedback() -> None:
+    io = _IO()
+    gripper = DigitalGripper(io, pin=3, close_level=False)
+    gripper.set_closed(True)
+    assert io.outputs == {3: False}
+    state = gripper.state()
+    assert state.opening == 0.0 and math.isnan(state.width) and state.object_detected is None
+    with pytest.raises(RobotFault, match="refused"):
+        DigitalGripper(_IO(accept=False), 0).set_closed(True)
+    with pytest.raises(ValueError, match="gripper_pin=9"):
+        DigitalGripper(io, 9)
+
+
+class _Status:
+    """A robot whose status getters return what the test sets (or raise)."""
+
+    def __init__(self, **values) -> None:
+        self.values = {"isConnected": True, "isEmergencyStopped": False,
+                       "isProtectiveStopped": False, "getSafetyMode": 1,
+                       "isProgramRunning": True, **values}
+
+    def __getattr__(self, name: str):
+        value = self.values[name]
+        if isinstance(value, Exception):
+            def fail():
+                raise value
+            return fail
+        return lambda: value
+
+
+@pytest.mark.parametrize("values, reason", [
+    ({}, None),
+    ({"getSafetyMode": 2}, None),
+    ({"isConnected": False}, "lost connection"),
+    ({"isEmergencyStopped": True}, "emergency stop"),
+    ({"isProtectiveStopped": True}, "protective stop"),
+    ({"getSafetyMode": 5}, "safety mode safeguard stop"),
+    ({"isProgramRunning": False}, "control program is not running"),
+    ({"getSafetyMode": RuntimeError("socket closed")}, "lost connection to the robot (socket"),
+])
+def test_fault_reason_polls_every_status(values: dict, reason: str | None) -> None:
+    robot = _Status(**values)
+    got = fault_reason(robot, robot)
+    assert got == reason if reason is None else reason in got

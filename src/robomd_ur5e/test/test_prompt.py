@@ -1,0 +1,105 @@
+"""The operator desk: done / skip / abort / timeout, without ROS."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from robomd_diagnoser.catalog import load_catalog
+from robomd_diagnoser.paths import find_config
+from robomd_ur5e.prompt import Answer, ApplyStatus, OperatorDesk, Prompt, PromptKind
+
+CATALOG = load_catalog(find_config("catalogs/real_lift.yaml"))
+
+
+class Operator:
+    """Answers every prompt the desk publishes with the next scripted answer, from a thread."""
+
+    def __init__(self, *answers: Answer) -> None:
+        self.answers = list(answers)
+        self.prompts: list[Prompt] = []
+        self.desk: OperatorDesk | None = None
+
+    def __call__(self, prompt: Prompt | None) -> None:
+        if prompt is None:
+            return
+        self.prompts.append(prompt)
+        if self.answers:
+            answer = self.answers.pop(0)
+            threading.Timer(0.01, self.desk.respond, (prompt.prompt_id, answer, "note")).start()
+
+
+def _desk(*answers: Answer, timeout_s: float = 5.0) -> tuple[OperatorDesk, Operator]:
+    operator = Operator(*answers)
+    desk = OperatorDesk(CATALOG, operator, timeout_s)
+    operator.desk = desk
+    return desk, operator
+
+
+def test_done_applies_and_the_instruction_uses_the_catalog_text() -> None:
+    desk, operator = _desk(Answer.DONE, Answer.DONE)
+    applied = []
+    assert desk.apply(["light_red"], applied.append)[0] == ApplyStatus.APPLIED
+    assert applied == [["light_red"]] and desk.scene == ("light_red",)
+    status, _ = desk.apply(["light_red", "object_sprite"])
+    assert status == ApplyStatus.APPLIED
+    prompt = operator.prompts[-1]
+    assert prompt.kind == PromptKind.APPLY
+    assert "Do: Replace the object with a green Sprite bottle." in prompt.instruction
+    assert prompt.perturbations == ("light_red", "object_sprite")
+
+
+def test_no_prompt_when_nothing_changes() -> None:
+    desk, operator = _desk(Answer.DONE, timeout_s=0.3)
+    assert desk.reset()[0] and len(operator.prompts) == 1  # unknown scene: ask once
+    assert desk.reset() == (True, "the scene is already nominal")
+    assert desk.apply([]) == (ApplyStatus.APPLIED, "the scene already shows this")
+    assert len(operator.prompts) == 1
+    desk.rollout_started()
+    assert desk.reset()[0] is False  # a rollout moved the object: asked again (no answer here)
+    assert len(operator.prompts) == 2
+
+
+def test_skip_is_unavailable_and_leaves_the_scene() -> None:
+    desk, _ = _desk(Answer.SKIP, Answer.SKIP)
+    status, message = desk.apply(["table_red"])
+    assert status == ApplyStatus.UNAVAILABLE and "skipped" in message and "note" in message
+    assert desk.scene == ()
+    assert desk.reset() == (False, "operator skipped the reset (note)")
+
+
+def test_abort_aborts_this_and_every_later_request() -> None:
+    desk, operator = _desk(Answer.ABORT)
+    assert desk.apply(["table_red"])[0] == ApplyStatus.ABORTED and desk.aborted
+    assert desk.apply(["light_red"])[0] == ApplyStatus.ABORTED
+    assert desk.reset()[0] is False
+    assert len(operator.prompts) == 1
+
+
+def test_timeout_aborts_the_request_but_not_the_desk() -> None:
+    desk, _ = _desk(timeout_s=0.3)
+    status, message = desk.apply(["table_red"])
+    assert status == ApplyStatus.ABORTED and "no operator answer within" in message
+    assert not desk.aborted and desk.pending is None and desk.scene == ()
+
+
+def test_unknown_names_and_stale_answers_are_rejected() -> None:
+    desk, _ = _desk()
+    status, message = desk.apply(["cube_purple"])
+    assert status == ApplyStatus.REJECTED and "cube_purple" in message
+    accepted, message = desk.respond("p99", Answer.DONE)
+    assert not accepted and "not pending" in message
+
+
+def test_timeout_is_not_an_answer() -> None:
+    desk, operator = _desk(timeout_s=0.5)
+    replies = []
+
+    def answer_later() -> None:
+        while not operator.prompts:
+            time.sleep(0.01)
+        replies.append(desk.respond(operator.prompts[0].prompt_id, Answer.TIMEOUT))
+
+    threading.Thread(target=answer_later).start()
+    desk.apply(["table_red"])
+    assert replies and replies[0][0] is False
