@@ -1,0 +1,96 @@
+"""Embedding training samples from a sweep directory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from continuous_fixtures import PERTS, SEEDS, catalog, image, make_sweep
+
+from robomd_diagnoser.continuous.dataset import (
+    DatasetError,
+    load_dataset,
+    open_source,
+    perturbation_text,
+    similarity_label,
+)
+from robomd_diagnoser.sweep import NOMINAL_TEXT
+
+
+def test_dataset_has_one_sample_per_completed_rollout(tmp_path):
+    data = load_dataset(make_sweep(tmp_path), progress=False)
+    assert len(data) == SEEDS * (len(PERTS) + 1)  # the aborted rollout is not a sample
+    assert data.images.shape == (len(data), 16, 16, 3) and data.images.dtype == np.uint8
+    i = data.perturbations.index(("table_red",))
+    assert data.texts[i] == "Change table color to red"
+    assert not data.success[i]
+    assert np.array_equal(data.images[i], image(("table_red",), int(data.seeds[i])))
+    assert np.array_equal(data.nominal_images[i], image((), int(data.seeds[i])))
+    assert data.texts[data.perturbations.index(())] == NOMINAL_TEXT
+    assert data.horizon == 150
+
+
+def test_exclude_drops_every_rollout_of_a_perturbation(tmp_path):
+    data = load_dataset(make_sweep(tmp_path), exclude=["table_blue"], progress=False)
+    assert ("table_blue",) not in data.perturbations
+    assert len(data) == SEEDS * len(PERTS)
+    with pytest.raises(DatasetError, match="not in the catalog"):
+        load_dataset(tmp_path, exclude=["table_black"], progress=False)
+
+
+def test_missing_images_are_rendered_once_and_cached(tmp_path):
+    calls = []
+
+    def render(perts, seed):
+        calls.append((perts, seed))
+        return image(perts, seed)
+
+    make_sweep(tmp_path, render=True)
+    load_dataset(tmp_path, progress=False, renderer=render)
+    assert len(calls) == SEEDS * (len(PERTS) + 1)  # nominal images shared with nominal rollouts
+    calls.clear()
+    load_dataset(tmp_path, progress=False, renderer=render)
+    assert calls == []
+    assert (tmp_path / "scene_images" / "0__table_red.npy").is_file()
+
+
+def test_source_kind_and_errors(tmp_path):
+    assert open_source(make_sweep(tmp_path / "s")).kind == "sweep"
+    with pytest.raises(DatasetError, match="no rollouts.sqlite"):
+        open_source(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("by,perts,label", [
+    ("perturbation", ("table_red",), "table_red"),
+    ("perturbation", ("table_red", "cube_red"), "table_red+cube_red"),
+    ("group", ("table_red",), "color:table"),
+    ("group", ("table_blue",), "color:table"),
+    ("group", (), "nominal"),
+])
+def test_similarity_labels(by, perts, label):
+    assert similarity_label(catalog(), perts, by) == label
+
+
+def test_accumulated_text_joins_catalog_texts():
+    assert perturbation_text(catalog(), ("table_red", "cube_green")) == (
+        "Change table color to red; Change cube color to green")
+
+
+def test_without_matches_loading_with_exclude(tmp_path):
+    full = load_dataset(make_sweep(tmp_path), progress=False)
+    held = full.without(["table_blue", "cube_red"])
+    loaded = load_dataset(tmp_path, exclude=["table_blue", "cube_red"], progress=False)
+    assert held.perturbations == loaded.perturbations and held.texts == loaded.texts
+    assert np.array_equal(held.images, loaded.images)
+    with pytest.raises(DatasetError, match="not in the catalog"):
+        full.without(["nope"])
+
+
+def test_bench_folds_hold_each_perturbation_out_once():
+    from robomd_diagnoser.commands.bench_continuous import folds_of
+
+    names = [f"p{i}" for i in range(21)]
+    folds = folds_of(names, 3, seed=0)
+    assert sorted(n for f in folds for n in f) == sorted(names)
+    assert [len(f) for f in folds] == [7, 7, 7] and folds == folds_of(names, 3, seed=0)
+    with pytest.raises(ValueError, match="--folds"):
+        folds_of(names, 1, seed=0)
