@@ -19,6 +19,7 @@ Policy specs understood by :func:`load_policy`:
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -105,7 +106,9 @@ class TorchScriptPolicy:
         if not self.path.is_file():
             raise PolicyError(f"TorchScript policy file {self.path} does not exist")
         try:
-            self.module = torch.jit.load(str(self.path), map_location=device)
+            with warnings.catch_warnings():  # torch >= 2.10 flags TorchScript as deprecated
+                warnings.simplefilter("ignore", FutureWarning)
+                self.module = torch.jit.load(str(self.path), map_location=device)
         except (RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PolicyError(
