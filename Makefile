@@ -9,7 +9,8 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	@$(ENV) robomd check-interfaces
+	@$(ENV) robomd bringup config/campaigns/lift_bc.yaml --out runs/demo
+	@echo "report: runs/demo/report.html"
 
 test: setup
 	@$(ENV) python -m pytest $(PYTEST_ARGS)

@@ -6,8 +6,9 @@ package_name = "robomd_diagnoser"
 
 
 def config_files(sub: str) -> tuple[str, list[str]]:
-    """Install the workspace's config/<sub>/*.yaml into share/<pkg>/config/<sub>."""
-    return (f"share/{package_name}/config/{sub}", sorted(glob(f"../../config/{sub}/*.yaml")))
+    """Install the workspace's config/<sub>/*.yaml|json into share/<pkg>/config/<sub>."""
+    files = glob(f"../../config/{sub}/*.yaml") + glob(f"../../config/{sub}/*.json")
+    return (f"share/{package_name}/config/{sub}", sorted(files))
 
 
 setup(
@@ -21,6 +22,7 @@ setup(
         config_files("catalogs"),
         config_files("campaigns"),
         config_files("ur5e"),
+        config_files("ground_truth"),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

@@ -9,9 +9,23 @@ import sys
 from robomd_diagnoser import __version__
 
 #: Subcommand modules, in ``robomd --help`` order. Each defines ``register(subparsers)``, which adds
-#: its parser and sets ``func`` (called with the parsed args, returns an exit code).
+#: its parser and sets ``func`` (called with the parsed args, returns an exit code). Modules of
+#: other packages (robomd_ur5e) are skipped when that package is not installed.
 COMMAND_MODULES: tuple[str, ...] = (
+    "robomd_diagnoser.commands.diagnose",
+    "robomd_diagnoser.commands.report",
+    "robomd_diagnoser.commands.bringup",
+    "robomd_diagnoser.commands.sweep",
+    "robomd_diagnoser.commands.demos",
+    "robomd_diagnoser.commands.train",
+    "robomd_diagnoser.commands.evaluate",
+    "robomd_diagnoser.commands.finetune",
+    "robomd_diagnoser.commands.embed",
+    "robomd_diagnoser.commands.query",
+    "robomd_diagnoser.commands.bench",
     "robomd_diagnoser.commands.check_interfaces",
+    "robomd_ur5e.commands.bringup_ur5e",
+    "robomd_ur5e.commands.operator",
 )
 
 
@@ -23,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"robomd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name.split(".")[0] or name.startswith("robomd_diagnoser."):
+                raise
+            continue  # an optional package of the suite is not installed
+        module.register(sub)
     return parser
 
 

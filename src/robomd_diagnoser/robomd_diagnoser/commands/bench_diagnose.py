@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_GROUND_TRUTH = "runs/sweep-lift-bc/failure_rates.json"
+#: The shipped Lift BC policy's sweep, under config/ (see docs/diagnosis.md for how it was made).
+DEFAULT_GROUND_TRUTH = "ground_truth/lift_bc.json"
 METHODS = ("ppo", "a2c", "uniform", "thompson")
 BUDGETS = (21, 42, 63, 84, 105, 126, 168, 210, 252, 336, 420, 504)
 TARGET = 0.9
@@ -32,9 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "failure rates (synthetic table world) and reports the pairwise accuracy of "
                     "its failure likelihood at several budgets, averaged over seeds, and the "
                     "rollouts each needs to reach 0.9.")
-    p.add_argument("--ground-truth", type=Path, default=Path(DEFAULT_GROUND_TRUTH),
-                   help="a sweep's failure_rates.json (default: %(default)s, written by "
-                        "`robomd sweep --task lift --policy bc --rollouts 10 --workers 2`)")
+    p.add_argument("--ground-truth", type=Path, default=None,
+                   help="a sweep's failure_rates.json, as written by `robomd sweep` "
+                        f"(default: config/{DEFAULT_GROUND_TRUTH}, the shipped Lift BC policy)")
     p.add_argument("--catalog", type=Path,
                    help="catalog YAML (default: config/catalogs/<task of the sweep>.yaml)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per method (default: %(default)s)")
@@ -109,10 +110,12 @@ def run(args: argparse.Namespace) -> int:
     from robomd_diagnoser.commands.bench import machine
     from robomd_diagnoser.paths import find_config
 
+    if args.ground_truth is None:
+        args.ground_truth = find_config(DEFAULT_GROUND_TRUTH)
     if not args.ground_truth.is_file():
         print(f"robomd bench diagnose: no ground truth at {args.ground_truth}; make one with "
-              "`robomd sweep --task lift --policy bc --rollouts 10 --workers 2` (writes "
-              f"{DEFAULT_GROUND_TRUTH}) or pass --ground-truth PATH", file=sys.stderr)
+              "`robomd sweep --task lift --policy bc --rollouts 10 --workers 2` and pass its "
+              "failure_rates.json with --ground-truth", file=sys.stderr)
         return 2
     try:
         truth = load_ground_truth(args.ground_truth)

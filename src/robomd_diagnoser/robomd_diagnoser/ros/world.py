@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 from action_msgs.msg import GoalStatus
@@ -86,6 +87,8 @@ class RosWorld:
                                  qos_profile_sensor_data, callback_group=group)
         self._rollout_id = ""
         self._owned_executor = None
+        self.record = False  # ask the world node to keep a video of the next rollouts
+        self._video_path = ""
 
     def own(self, executor) -> None:
         """Take ownership of ``node`` and the executor spinning it (shut down in :meth:`close`)."""
@@ -161,8 +164,10 @@ class RosWorld:
         if not self._execute.wait_for_server(timeout_sec=self.service_timeout):
             return RolloutResult(RolloutStatus.ABORTED, 0, 0.0,
                                  "execute_rollout server not available")
+        self._video_path = ""
         goal = ExecuteRollout.Goal(rollout_id=self._rollout_id, max_steps=int(max_steps),
-                                   timeout_s=float(self.rollout_timeout), seed=int(seed))
+                                   timeout_s=float(self.rollout_timeout), seed=int(seed),
+                                   record_video=bool(self.record))
         last_step = [0]
 
         def feedback(msg) -> None:
@@ -206,10 +211,21 @@ class RosWorld:
             return RolloutResult(RolloutStatus.ABORTED, last_step[0], time.monotonic() - start,
                                  "execute_rollout returned no result")
         res = wrapped.result
+        self._video_path = res.video_path
         status = _STATUS.get(res.status, RolloutStatus.ABORTED)
         if wrapped.status == GoalStatus.STATUS_ABORTED and status == RolloutStatus.COMPLETED:
             status = RolloutStatus.ABORTED
         return RolloutResult(status, int(res.steps), float(res.duration), res.reason)
+
+    @property
+    def last_frames(self) -> list[np.ndarray]:
+        """Frames of the last rollout's video, read from the file the world node wrote (empty
+        when it wrote none, or wrote it where this machine cannot read it)."""
+        if not self._video_path or not Path(self._video_path).is_file():
+            return []
+        import imageio.v2 as imageio
+
+        return list(imageio.mimread(self._video_path, memtest=False))
 
     def judge(self) -> Outcome:
         """Ask ``judge_rollout`` for the verdict on the last executed rollout."""
