@@ -17,6 +17,8 @@ BENCH_MODULES: tuple[str, ...] = (
     "robomd_diagnoser.commands.bench_sim",
     "robomd_diagnoser.commands.bench_diagnose",
     "robomd_diagnoser.commands.bench_ros",
+    "robomd_diagnoser.commands.bench_continuous",
+    "robomd_diagnoser.commands.bench_finetune",
 )
 
 
