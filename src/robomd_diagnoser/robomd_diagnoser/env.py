@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -164,9 +165,21 @@ class DiagnosisEnv(gym.Env):
         return self._local_step * self.n_envs + self.env_index
 
     def _observation(self, perturbations: tuple[str, ...], seed: int) -> np.ndarray:
-        self.world.reset(seed)
-        self.world.apply(perturbations)
-        return np.asarray(self.world.observe(), dtype=np.uint8)
+        failures = 0
+        while True:
+            try:
+                self.world.reset(seed)
+                self.world.apply(perturbations)
+                return np.asarray(self.world.observe(), dtype=np.uint8)
+            except PerturbationUnavailable:
+                raise
+            except WorldError as exc:  # a fault of the world, not of the policy: try again
+                failures += 1
+                if failures > self.max_retries:
+                    raise
+                log.warning("scene %s not shown (%s); retrying", list(perturbations) or
+                            "nominal", exc)
+                time.sleep(1.0)
 
     def nominal_observation(self, seed: int) -> np.ndarray:
         """The nominal scene's image for ``seed`` (where P_fail is read, Eq. 3).

@@ -129,6 +129,7 @@ class SimBridgeNode(Node):
         self.world = world
         self.world.policy = _ImageTap(world.policy, self.publish_image)
         self._lock = threading.Lock()
+        self._preempt = threading.Event()
         self._verdicts: dict[str, Outcome] = {}
         group = ReentrantCallbackGroup()
         self.image_pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
@@ -152,12 +153,19 @@ class SimBridgeNode(Node):
         self.image_pub.publish(to_msg(image, self.frame_id, self.get_clock().now().to_msg()))
 
     def _busy(self) -> bool:
-        return not self._lock.acquire(blocking=False)
+        """Take the world for a scene request; a rollout still running is one its client gave up
+        on (one client drives a world), so it is stopped first. True if the world stayed busy."""
+        if self._lock.acquire(blocking=False):
+            return False
+        self._preempt.set()
+        taken = self._lock.acquire(timeout=30.0)
+        self._preempt.clear()
+        return not taken
 
     def _apply(self, req, res):
         if self._busy():
             res.status = ApplyPerturbation.Response.STATUS_REJECTED
-            res.message = "a rollout is running; apply after it finishes"
+            res.message = "the world is busy with a rollout that did not stop; retry"
             return res
         try:
             self.publish_image(self._on_sim(lambda: self._apply_and_observe(req.perturbations)))
@@ -180,7 +188,7 @@ class SimBridgeNode(Node):
 
     def _reset(self, req, res):
         if self._busy():
-            res.success, res.message = False, "a rollout is running; reset after it finishes"
+            res.success, res.message = False, "the world is busy with a rollout that did not stop"
             return res
         try:
             self.publish_image(self._on_sim(lambda: self._reset_and_observe(int(req.seed))))
@@ -214,7 +222,7 @@ class SimBridgeNode(Node):
     def _execute(self, handle) -> ExecuteRollout.Result:
         goal = handle.request
         result = ExecuteRollout.Result()
-        if self._busy():
+        if not self._lock.acquire(blocking=False):
             handle.abort()
             result.status = ExecuteRollout.Result.STATUS_ABORTED
             result.reason = "another rollout is running"
@@ -224,12 +232,14 @@ class SimBridgeNode(Node):
         rollout = None
 
         def on_step(step: int, elapsed: float) -> None:
-            handle.publish_feedback(ExecuteRollout.Feedback(step=step, elapsed=elapsed))
+            if rclpy.ok():  # not while the node shuts down
+                handle.publish_feedback(ExecuteRollout.Feedback(step=step, elapsed=elapsed))
 
         def should_stop() -> bool:
             if goal.timeout_s > 0 and time.monotonic() - start > goal.timeout_s:
                 timed_out[0] = True
-            return handle.is_cancel_requested or timed_out[0] or not rclpy.ok()
+            return (handle.is_cancel_requested or timed_out[0] or self._preempt.is_set()
+                    or not rclpy.ok())
 
         try:
             self.world.record = bool(goal.record_video)
@@ -239,6 +249,8 @@ class SimBridgeNode(Node):
             reason = rollout.reason
             if timed_out[0]:
                 status, reason = RolloutStatus.ABORTED, f"timeout after {goal.timeout_s:.1f} s"
+            elif self._preempt.is_set():
+                status, reason = RolloutStatus.ABORTED, "preempted by a new scene request"
             if status == RolloutStatus.COMPLETED:
                 self._verdicts = {goal.rollout_id: self._on_sim(self.world.judge)}
             if goal.record_video and self.world.last_frames:
@@ -255,6 +267,8 @@ class SimBridgeNode(Node):
         result.steps = rollout.steps if rollout else 0
         result.duration = time.monotonic() - start
         result.reason = reason
+        if not rclpy.ok():
+            return result  # shutting down: the goal's state can no longer be published
         if status == RolloutStatus.CANCELLED and handle.is_cancel_requested:
             handle.canceled()
         elif status == RolloutStatus.COMPLETED:

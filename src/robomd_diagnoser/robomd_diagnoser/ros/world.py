@@ -175,9 +175,9 @@ class RosWorld:
             if on_step is not None:
                 on_step(msg.feedback.step, msg.feedback.elapsed)
 
-        try:
+        try:  # acceptance can be slow on a loaded machine; a goal given up on is preempted
             handle = _wait(self._execute.send_goal_async(goal, feedback_callback=feedback),
-                           self.service_timeout, "execute_rollout goal")
+                           max(self.service_timeout, 30.0), "execute_rollout goal")
         except WorldError as exc:
             return RolloutResult(RolloutStatus.ABORTED, 0, time.monotonic() - start, str(exc))
         if handle is None or not handle.accepted:
