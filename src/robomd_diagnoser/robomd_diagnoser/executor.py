@@ -81,6 +81,7 @@ class JobResult:
     :param outcome: the judgement; None unless the rollout completed.
     :param image: the pre-rollout camera image if ``job.observe`` was set.
     :param worker: process id of the process that ran it.
+    :param cpu: CPU seconds its process spent on the job (all threads), for benchmarks.
     """
 
     job: RolloutJob
@@ -88,6 +89,7 @@ class JobResult:
     outcome: Outcome | None
     image: np.ndarray | None = field(default=None, repr=False)
     worker: int = 0
+    cpu: float = 0.0
 
     def to_record(self, store_dir: str | Path) -> RolloutRecord:
         """The :class:`RolloutRecord` to store, with the video path relative to ``store_dir``.
@@ -137,7 +139,7 @@ def run_job(world: World, job: RolloutJob) -> JobResult:
     if job.video and not hasattr(world, "record"):
         raise RuntimeError(f"job {job.key}: a video was asked but {type(world).__name__} cannot "
                            "record frames (no 'record' attribute); run without videos")
-    start = time.monotonic()
+    start, cpu = time.monotonic(), time.process_time()
     image = None
     try:
         world.reset(job.seed)
@@ -155,11 +157,12 @@ def run_job(world: World, job: RolloutJob) -> JobResult:
         status = (RolloutStatus.UNAVAILABLE if isinstance(exc, PerturbationUnavailable)
                   else RolloutStatus.ABORTED)
         return JobResult(job, RolloutResult(status, 0, time.monotonic() - start, str(exc)), None,
-                         image, os.getpid())
+                         image, os.getpid(), time.process_time() - cpu)
     outcome = world.judge() if result.status == RolloutStatus.COMPLETED else None
-    if job.video:
-        write_video(world.last_frames, job.video, getattr(world, "control_freq", 20))
-    return JobResult(job, result, outcome, image, os.getpid())
+    frames = world.last_frames if job.video else []
+    if frames:  # a remote world may have written its video where this machine cannot read it
+        write_video(frames, job.video, getattr(world, "control_freq", 20))
+    return JobResult(job, result, outcome, image, os.getpid(), time.process_time() - cpu)
 
 
 class RolloutExecutor(Protocol):
@@ -200,8 +203,6 @@ class InProcessExecutor:
         for job in jobs:
             try:
                 yield run_job(self.world, job)
-            except (KeyboardInterrupt, RolloutJobError):
-                raise
             except Exception as exc:
                 raise RolloutJobError(f"rollout {job.key} failed: {exc}") from exc
 
@@ -233,6 +234,11 @@ def _init_worker(factory: WorldFactory) -> None:
         _worker_error = traceback.format_exc()
 
 
+def _worker_pid(delay: float) -> int:
+    time.sleep(delay)  # long enough that one idle worker cannot take every such task at once
+    return os.getpid()
+
+
 def _run_in_worker(job: RolloutJob) -> JobResult:
     if _worker_world is None:
         raise RolloutJobError(f"worker {os.getpid()} could not build its world:\n{_worker_error}")
@@ -262,7 +268,7 @@ class LocalPoolExecutor:
         self._pool: cf.ProcessPoolExecutor | None = None
 
     def start(self) -> None:
-        """Start the workers and build their worlds now instead of on first use."""
+        """Start the workers and wait until each has built its world (else done on first use)."""
         self._get_pool()
 
     def _get_pool(self) -> cf.ProcessPoolExecutor:
@@ -273,9 +279,12 @@ class LocalPoolExecutor:
                 self._pool = cf.ProcessPoolExecutor(
                     self.workers, mp_context=multiprocessing.get_context("spawn"),
                     initializer=_init_worker, initargs=(self._factory,))
-                # Start every worker now, while the environment is set.
-                for f in [self._pool.submit(os.getpid) for _ in range(self.workers)]:
-                    f.result()
+                # Spawn every worker now, while the environment is set, and wait until each has
+                # built its world (a worker takes tasks only after its initializer ran).
+                seen: set[int] = set()
+                while len(seen) < self.workers:
+                    tasks = [self._pool.submit(_worker_pid, 0.05) for _ in range(self.workers)]
+                    seen.update(f.result() for f in tasks)
             finally:
                 for k, v in saved.items():
                     if v is None:
@@ -303,7 +312,8 @@ class LocalPoolExecutor:
                     return
                 # A short timeout keeps Ctrl-C responsive whichever thread the signal lands on.
                 done, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
-                for fut in done:
+                # Hand out finished rollouts before raising a failed job's error.
+                for fut in sorted(done, key=lambda f: f.exception() is not None):
                     yield fut.result()
         except (GeneratorExit, RolloutJobError):
             for fut in pending:

@@ -8,7 +8,8 @@ Measured side by side in one run:
   the 1-worker figure to the floor (everything that is not a step: resets, perturbation, judging,
   process hand-off);
 - latency of applying a perturbation by editing the loaded model in place versus the paper
-  code's way (rewrite the model XML and reset).
+  code's way (rewrite the model XML, rebuild the simulator and reset), also with the episode
+  reset counted on the in-place side.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rollouts", type=int, default=12,
                    help="rollouts per throughput measurement (default: %(default)s)")
     p.add_argument("--apply-perturbations", type=int, default=6,
-                   help="catalog perturbations timed both ways (default: %(default)s)")
+                   help="catalog perturbations timed each way, spread over the catalog "
+                        "(default: %(default)s)")
     p.add_argument("--json", action="store_true",
                    help="print the figures as JSON on stdout (the summary goes to stderr)")
     p.set_defaults(func=run)
@@ -64,32 +68,40 @@ def _ms(samples: list[float]) -> float:
     return round(1000.0 * statistics.median(samples), 3)
 
 
-def _step_costs(world, steps: int) -> dict[str, Any]:
-    """Median per-step cost (ms) of physics, rendering and policy over a real episode."""
+def _step_costs(world, steps: int) -> dict[str, dict[str, Any]]:
+    """Median per-step cost (ms, wall clock and process CPU time) of the state read, rendering,
+    policy inference and physics, over ``steps`` steps of a real episode."""
     import numpy as np
+
+    parts = ("state", "render", "policy", "physics")
+    samples: dict[str, dict[str, list[float]]] = {"wall": {p: [] for p in parts},
+                                                  "cpu": {p: [] for p in parts}}
+
+    @contextmanager
+    def timed(part: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        samples["wall"][part].append(time.perf_counter() - wall)
+        samples["cpu"][part].append(time.process_time() - cpu)
 
     world.reset(0)
     world.policy.reset()
-    physics, render, policy, state = [], [], [], []
     for _ in range(steps):
-        t0 = time.perf_counter()
-        obs = world.observation(image=False)
-        t1 = time.perf_counter()
-        obs["image"] = world.render(world.camera_size)
-        t2 = time.perf_counter()
-        action = np.asarray(world.policy.act(obs), dtype=float)
-        t3 = time.perf_counter()
-        world.env.step(action)
-        t4 = time.perf_counter()
-        state.append(t1 - t0)
-        render.append(t2 - t1)
-        policy.append(t3 - t2)
-        physics.append(t4 - t3)
+        with timed("state"):
+            obs = world.observation(image=False)
+        with timed("render"):
+            obs["image"] = world.render(world.camera_size)
+        with timed("policy"):
+            action = np.asarray(world.policy.act(obs), dtype=float)
+        with timed("physics"):
+            world.env.step(action)
     uses_image = bool(getattr(world.policy, "uses_image", True))
-    costs = {"physics_ms": _ms(physics), "render_ms": _ms(render), "policy_ms": _ms(policy),
-             "state_ms": _ms(state), "policy_uses_image": uses_image}
-    costs["floor_ms"] = round(costs["physics_ms"] + costs["policy_ms"] + costs["state_ms"] +
-                              (costs["render_ms"] if uses_image else 0.0), 3)
+    costs = {}
+    for clock, by_part in samples.items():
+        c = {f"{p}_ms": _ms(v) for p, v in by_part.items()}
+        c["floor_ms"] = round(sum(v for k, v in c.items() if k != "render_ms" or uses_image), 3)
+        c["policy_uses_image"] = uses_image
+        costs[clock] = c
     return costs
 
 
@@ -101,31 +113,46 @@ def _throughput(spec: WorldSpec, workers: int, jobs: list[RolloutJob]) -> dict[s
         results = list(ex.map_unordered(jobs))
         wall = time.perf_counter() - start
     steps = sum(r.result.steps for r in results)
+    cpu = sum(r.cpu for r in results)
     return {"workers": workers, "rollouts": len(results), "steps": steps,
             "wall_s": round(wall, 3), "rollouts_per_min": round(60.0 * len(results) / wall, 2),
-            "ms_per_step": round(1000.0 * wall / steps, 3),
+            "ms_per_step": round(1000.0 * wall / steps, 3), "cpu_s": round(cpu, 3),
+            # The share of a core each worker actually got: below 1 when the machine is busy.
+            "cpu_share": round(cpu / (wall * workers), 3),
             "failures": sum(1 for r in results if r.outcome is not None and not r.outcome.success)}
 
 
 def _apply_latency(world, names: list[str]) -> dict[str, Any]:
-    """Median seconds to apply each perturbation in place vs by XML rewrite + reset."""
+    """Median latency (ms, wall and CPU) of setting one perturbation three ways.
+
+    ``edit``: the in-place model edit alone (the world's scene editor); ``in_place``:
+    ``world.apply``, i.e. the edit plus the episode reset that lets ``observe()`` show the new
+    scene; ``xml_rewrite``: the paper code's way, rewrite the MJCF, rebuild the simulator and reset.
+    """
     from robomd_sim_bridge.xml_rewrite import apply_by_xml_rewrite
 
-    in_place, xml = [], []
+    def edit(perts: list[str]) -> None:
+        world.editor.restore()
+        for name in perts:
+            world.editor.apply(world.catalog[name])
+
+    ways = {"edit": edit, "in_place": world.apply,
+            "xml_rewrite": lambda perts: apply_by_xml_rewrite(world, perts)}
+    samples: dict[str, list[tuple[float, float]]] = {way: [] for way in ways}
     for name in names:
-        world.reset(0)
-        t0 = time.perf_counter()
-        world.apply([name])
-        in_place.append(time.perf_counter() - t0)
-        world.reset(0)
-        t0 = time.perf_counter()
-        apply_by_xml_rewrite(world, [name])
-        xml.append(time.perf_counter() - t0)
+        for way, apply in ways.items():
+            world.reset(0)  # nominal model and episode before each
+            wall, cpu = time.perf_counter(), time.process_time()
+            apply([name])
+            samples[way].append((time.perf_counter() - wall, time.process_time() - cpu))
         world.load_xml(world.nominal_xml)  # back to the nominal model for the next one
     world.reset(0)
-    return {"perturbations": names, "in_place_ms": _ms(in_place), "xml_rewrite_ms": _ms(xml),
-            "in_place_ms_each": [round(1000 * t, 3) for t in in_place],
-            "xml_rewrite_ms_each": [round(1000 * t, 3) for t in xml]}
+    out: dict[str, Any] = {"perturbations": names}
+    for way, pairs in samples.items():
+        out[f"{way}_ms"] = _ms([w for w, _ in pairs])
+        out[f"{way}_cpu_ms"] = _ms([c for _, c in pairs])
+        out[f"{way}_ms_each"] = [round(1000 * w, 3) for w, _ in pairs]
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,19 +174,27 @@ def run(args: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    say(f"bench sim: task {args.task}, policy {policy}, camera {args.camera_size}px")
+    load_start = round(os.getloadavg()[0], 2)
+    say(f"bench sim: task {args.task}, policy {policy}, camera {args.camera_size}px "
+        f"(load average {load_start} on {os.cpu_count()} cores)")
     t0 = time.perf_counter()
     world = _WarmWorldSpec(spec)()
     build_s = time.perf_counter() - t0
-    steps = _step_costs(world, args.steps)
+    costs = _step_costs(world, args.steps)
+    steps = costs["wall"]
     say(f"per step: physics {steps['physics_ms']} ms, render {steps['render_ms']} ms, policy "
-        f"{steps['policy_ms']} ms -> floor {steps['floor_ms']} ms")
-    names = world.catalog.names[: args.apply_perturbations]
+        f"{steps['policy_ms']} ms -> floor {steps['floor_ms']} ms "
+        f"(CPU time: floor {costs['cpu']['floor_ms']} ms)")
+    # Spread over the catalog, so every kind of perturbation (colour, size, light...) is timed.
+    all_names, k = world.catalog.names, min(args.apply_perturbations, len(world.catalog))
+    names = [all_names[round(i * (len(all_names) - 1) / max(k - 1, 1))] for i in range(k)]
     apply = _apply_latency(world, names)
     world.close()
-    speedup_apply = apply["xml_rewrite_ms"] / apply["in_place_ms"]
-    say(f"apply: in place {apply['in_place_ms']} ms, XML rewrite + reset "
-        f"{apply['xml_rewrite_ms']} ms ({speedup_apply:.0f}x)")
+    speedup_apply = apply["xml_rewrite_ms"] / apply["edit_ms"]
+    speedup_with_reset = apply["xml_rewrite_ms"] / apply["in_place_ms"]
+    say(f"apply: in-place edit {apply['edit_ms']} ms ({apply['in_place_ms']} ms with the episode "
+        f"reset), XML rewrite + rebuild + reset {apply['xml_rewrite_ms']} ms: "
+        f"{speedup_apply:.0f}x ({speedup_with_reset:.0f}x with the reset on both sides)")
 
     perts = [()] + [(n,) for n in world.catalog.names]
     jobs = [RolloutJob(f"bench/{i}", perts[i % len(perts)], seed=i, max_steps=args.horizon)
@@ -174,16 +209,22 @@ def run(args: argparse.Namespace) -> int:
     floor_rpm = 60.0 / (one["steps"] / one["rollouts"] * steps["floor_ms"] / 1000.0)
     result = {
         "benchmark": "sim",
-        "machine": {**machine(), "load_avg_1min_at_end": round(os.getloadavg()[0], 2)},
+        "machine": {**machine(), "load_avg_1min_at_start": load_start,
+                    "load_avg_1min_at_end": round(os.getloadavg()[0], 2)},
         "task": args.task, "policy": policy, "camera_size": args.camera_size,
         "horizon": args.horizon, "world_build_s": round(build_s, 3),
         "per_step": steps,
+        "per_step_cpu": costs["cpu"],
         "floor_rollouts_per_min": round(floor_rpm, 2),
         "throughput": {"1_worker": one, "2_workers": two},
         "throughput_ratio_to_floor": round(one["rollouts_per_min"] / floor_rpm, 3),
+        # The same ratio in CPU time: what is not a step, independent of other load.
+        "throughput_ratio_to_floor_cpu": round(
+            costs["cpu"]["floor_ms"] * one["steps"] / (1000.0 * one["cpu_s"]), 3),
         "two_worker_speedup": round(two["rollouts_per_min"] / one["rollouts_per_min"], 3),
         "apply": apply,
         "apply_speedup_vs_xml": round(speedup_apply, 1),
+        "apply_speedup_vs_xml_with_reset": round(speedup_with_reset, 1),
     }
     say(f"floor {result['floor_rollouts_per_min']} rollouts/min; achieved/floor "
         f"{result['throughput_ratio_to_floor']}; 2-worker speedup {result['two_worker_speedup']}")
