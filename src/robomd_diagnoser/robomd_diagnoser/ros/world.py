@@ -41,6 +41,8 @@ _STATUS = {
     ExecuteRollout.Result.STATUS_UNAVAILABLE: RolloutStatus.UNAVAILABLE,
 }
 
+_TERMINAL = (GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED, GoalStatus.STATUS_CANCELED)
+
 
 def _wait(future, timeout: float, what: str):
     done = threading.Event()
@@ -79,6 +81,7 @@ class RosWorld:
                                          callback_group=group)
         self._execute = ActionClient(node, ExecuteRollout, f"{ns}/execute_rollout",
                                      callback_group=group)
+        self._feedback_topic = f"{ns}/execute_rollout/_action/feedback"
         self._frame_lock = threading.Condition()
         self._frame: Image | None = None
         self._frame_time = 0.0
@@ -187,19 +190,22 @@ class RosWorld:
         done = threading.Event()
         result_future.add_done_callback(lambda _f: done.set())
         reason = ""
-        missing_since: float | None = None
+        server = self._server_endpoints()  # who accepted the goal
+        checked = start
         while not done.wait(0.1):
             now = time.monotonic()
             if should_stop is not None and should_stop():
                 reason = "cancelled by the diagnoser"
             elif now - start > self.rollout_timeout:
                 reason = f"rollout exceeded {self.rollout_timeout:.0f} s"
-            elif not self._execute.server_is_ready():
-                missing_since = missing_since or now
-                if now - missing_since > 2.0:
-                    reason = "execute_rollout server disappeared mid-rollout"
-            else:
-                missing_since = None
+            elif now - checked >= 1.0:
+                checked = now
+                current = self._server_endpoints()
+                if not server:
+                    server = current
+                elif not server & current:
+                    reason = ("execute_rollout server disappeared mid-rollout"
+                              + (" (a new one has started)" if current else ""))
             if reason:
                 handle.cancel_goal_async()
                 done.wait(2.0)
@@ -210,12 +216,22 @@ class RosWorld:
         if wrapped is None:
             return RolloutResult(RolloutStatus.ABORTED, last_step[0], time.monotonic() - start,
                                  "execute_rollout returned no result")
+        if wrapped.status not in _TERMINAL:  # e.g. UNKNOWN: answered by a server that restarted
+            return RolloutResult(RolloutStatus.ABORTED, last_step[0], time.monotonic() - start,
+                                 "execute_rollout server does not know the goal (restarted?)")
         res = wrapped.result
         self._video_path = res.video_path
         status = _STATUS.get(res.status, RolloutStatus.ABORTED)
-        if wrapped.status == GoalStatus.STATUS_ABORTED and status == RolloutStatus.COMPLETED:
+        if wrapped.status != GoalStatus.STATUS_SUCCEEDED and status == RolloutStatus.COMPLETED:
             status = RolloutStatus.ABORTED
         return RolloutResult(status, int(res.steps), float(res.duration), res.reason)
+
+    def _server_endpoints(self) -> set[bytes]:
+        """Identities of the action server's endpoints now in the graph. A restarted server has
+        new ones, so a goal in flight on a server that died is noticed even when a successor is
+        already up (a killed server stays in the graph until its DDS lease expires)."""
+        return {bytes(info.endpoint_gid)
+                for info in self.node.get_publishers_info_by_topic(self._feedback_topic)}
 
     @property
     def last_frames(self) -> list[np.ndarray]:
@@ -268,14 +284,16 @@ class RosWorldFactory:
 
     def __call__(self, index: int) -> RosWorld:
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
 
         from robomd_diagnoser.catalog import load_catalog
 
         if not rclpy.ok():
             rclpy.init()
         node = rclpy.create_node(f"diagnoser_world{index}", namespace="/robomd")
-        executor = MultiThreadedExecutor(num_threads=2)
+        # Every callback here is short. Under rclpy's MultiThreadedExecutor, camera frames
+        # arriving with a service answer delayed it by up to 3 s (see docs/ros.md).
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         threading.Thread(target=executor.spin, daemon=True, name=f"ros-world{index}").start()
         world = RosWorld(node, load_catalog(self.catalog), namespace=self.namespaces[index],
