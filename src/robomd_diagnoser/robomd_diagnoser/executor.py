@@ -304,10 +304,11 @@ class LocalPoolExecutor:
         todo = iter(jobs)
         try:
             while True:
-                for job in todo:
-                    pending.add(pool.submit(_run_in_worker, job))
-                    if len(pending) >= 2 * self.workers:
+                while len(pending) < 2 * self.workers:  # pull a job only when there is room
+                    job = next(todo, None)
+                    if job is None:
                         break
+                    pending.add(pool.submit(_run_in_worker, job))
                 if not pending:
                     return
                 # A short timeout keeps Ctrl-C responsive whichever thread the signal lands on.

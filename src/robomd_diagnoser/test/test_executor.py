@@ -159,6 +159,23 @@ def test_pool_streams_results_before_all_jobs_finish(pool):
     assert len(list(pool.map_unordered(jobs(4)))) == 4
 
 
+def test_pool_pulls_jobs_only_as_workers_free_up():
+    """The job source decides what to run next from the results (demo collection stops at N
+    episodes), so jobs must not be pulled while all slots are busy."""
+    pulled: list[str] = []
+
+    def source():
+        for job in jobs(12):
+            pulled.append(job.key)
+            yield job
+
+    with LocalPoolExecutor(FakeFactory(delay=1.5), workers=2) as ex:
+        results = ex.map_unordered(source())
+        next(results)  # worker start-up and one 1.5 s rollout: several of the pool's 0.5 s waits
+        assert len(pulled) == 4  # 2 per worker, nothing more
+        results.close()
+
+
 def test_pool_reports_a_failing_job_and_stays_usable(pool):
     bad = jobs(3) + [RolloutJob("boom", (), 666, 3)]
     with pytest.raises(RolloutJobError, match="(?s)rollout boom failed.*simulator exploded"):
