@@ -17,7 +17,7 @@ from pathlib import Path
 
 #: (campaign budget, FinetuneRequest fields) of the default and the ``--full`` run.
 SIZES = {
-    "small": (42, {"top": 3, "demos_per_mode": 4, "epochs": 30, "eval_rollouts": 4,
+    "small": (42, {"top": 3, "demos_per_mode": 12, "epochs": 30, "eval_rollouts": 8,
                    "eval_all": False}),
     "full": (126, {"top": 3, "demos_per_mode": 20, "epochs": 30, "eval_rollouts": 10,
                    "eval_all": True}),
@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Runs a small Lift/BC diagnosis (or uses --campaign), fine-tunes the policy "
                     "on expert demos under its top-3 failure modes and, with the same budget, "
                     "spread uniformly over the catalog, then evaluates before and after on the "
-                    "same seeds. Default sizes: campaign budget 42, 4 demos per mode, 30 epochs, "
-                    "4 rollouts per scene on the nominal scene and the top modes; --full: budget "
+                    "same seeds. Default sizes: campaign budget 42, 12 demos per mode, 30 epochs, "
+                    "8 rollouts per scene on the nominal scene and the top modes; --full: budget "
                     "126, 20 demos per mode, 30 epochs, 10 rollouts on the whole catalog.")
     p.add_argument("--campaign", type=Path,
                    help="finished campaign to take the modes from (default: run "
