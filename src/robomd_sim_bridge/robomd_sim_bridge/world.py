@@ -84,6 +84,20 @@ class _Rollout:
     reason: str
 
 
+def load_llvm_users_before_gl() -> None:
+    """Import Triton (installed with torch) before any OpenGL context exists.
+
+    On a machine without a GPU, EGL is Mesa's software renderer, which loads its own LLVM; Triton
+    ships another. Importing Triton after a context was made crashes the process (a segfault in
+    ``import triton``, reached through transformers -> torch._dynamo when a text encoder loads
+    after scene images were rendered). Loaded first, both work. Costs about 0.15 s, once.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        importlib.import_module("triton")
+
+
 class RobosuiteWorld:
     """A robosuite task behind the :class:`robomd_diagnoser.world.World` protocol.
 
@@ -110,6 +124,7 @@ class RobosuiteWorld:
         self.spec = task_spec(catalog.task)
         for p in catalog:
             check_perturbation(self.spec, p)
+        load_llvm_users_before_gl()
         import robosuite
 
         self.catalog = catalog

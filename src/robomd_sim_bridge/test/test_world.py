@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import mujoco
@@ -267,3 +269,23 @@ def test_xml_rewrite_baseline_builds_the_same_scene(world, names) -> None:
     world.load_xml(world.nominal_xml)
     assert world.perturbations == ()
     assert np.allclose(world.model.light_diffuse, 0.7)
+
+
+def test_torch_stack_can_load_after_the_scene_was_rendered() -> None:
+    """Rendering (software EGL loads Mesa's LLVM) and then importing Triton used to segfault,
+    e.g. when the text encoder loaded after scene images were rendered for an embedding."""
+    code = (
+        "import numpy as np\n"
+        "from robomd_diagnoser.catalog import load_catalog\n"
+        "from robomd_sim_bridge.world import RobosuiteWorld\n"
+        f"w = RobosuiteWorld(load_catalog({str(LIFT)!r}), camera_size=32)\n"
+        "w.reset(0)\n"
+        "assert np.asarray(w.observe()).shape == (32, 32, 3)\n"
+        "import importlib.util\n"
+        "if importlib.util.find_spec('triton'):\n"
+        "    import triton  # noqa: F401\n"
+        "w.close()\n"
+        "print('survived')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and "survived" in done.stdout, done.stderr[-2000:]
