@@ -153,6 +153,15 @@ class CampaignConfig:
         data.pop("source")
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<stored>") -> CampaignConfig:
+        """Read back what :meth:`to_dict` wrote (it lists every world field, also those of
+        other world types, which :func:`parse_campaign` refuses in a user's file)."""
+        world = dict(data.get("world") or {})
+        keys = _WORLD_KEYS.get(world.get("type", "sim"), set())
+        return parse_campaign({**data, "world": {k: v for k, v in world.items() if k in keys}},
+                              source)
+
     def fingerprint(self) -> dict[str, Any]:
         """The settings that determine the agent's trajectory; a resumed campaign must match them.
 

@@ -16,7 +16,7 @@ import yaml
 from diagnosis_fixtures import write_campaign
 
 from robomd_diagnoser.campaign import RESULT_FILE, STORE_FILE, run_campaign
-from robomd_diagnoser.config import ConfigError, load_campaign, parse_campaign
+from robomd_diagnoser.config import CampaignConfig, ConfigError, load_campaign, parse_campaign
 from robomd_diagnoser.paths import find_config
 from robomd_diagnoser.store import RolloutStore
 
@@ -55,6 +55,13 @@ def test_config_defaults(tmp_path):
 def test_shipped_campaigns_are_valid(name):
     cfg = load_campaign(find_config(f"campaigns/{name}"))
     assert cfg.task == "lift" and cfg.world.type == "sim"
+
+
+@pytest.mark.parametrize("name", ["lift_bc.yaml", "lift_test.yaml", "real_lift.yaml"])
+def test_stored_settings_read_back_as_the_same_config(name):
+    cfg = load_campaign(find_config(f"campaigns/{name}"))
+    again = CampaignConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again.to_dict() == cfg.to_dict()
 
 
 def test_campaign_writes_a_diagnosis_and_resumes_without_rerunning(tmp_path):

@@ -130,9 +130,9 @@ def open_source(directory: str | Path) -> DataSource:
     if campaign is not None:
         from robomd_diagnoser.campaign import build_world
         from robomd_diagnoser.catalog import load_catalog
-        from robomd_diagnoser.config import parse_campaign
+        from robomd_diagnoser.config import CampaignConfig
 
-        config = parse_campaign(campaign, f"{path} (campaign settings)")
+        config = CampaignConfig.from_dict(campaign, f"{path} (campaign settings)")
         catalog = load_catalog(config.catalog)
         if config.world.type == "sim":
             factory: Callable[[], World] = _SimSpec(catalog, config.world.robot,
