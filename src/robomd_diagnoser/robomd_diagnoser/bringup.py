@@ -129,6 +129,25 @@ class Graph:
         self.procs[name].kill()
         self.procs[name].wait()
 
+    def run(self, until: str, label: str) -> int:
+        """Start every node, wait for node ``until`` to exit, then stop the rest (also on Ctrl-C).
+
+        :param until: the node whose exit ends the run (the diagnoser).
+        :param label: command name for the start and interrupt messages.
+        :returns: that node's exit code, or 130 when interrupted.
+        """
+        print(f"{label}: starting {', '.join(s.namespace + '/' + s.name for s in self.specs)}",
+              flush=True)
+        try:
+            self.start()
+            code = self.wait(until)
+        except KeyboardInterrupt:
+            print(f"{label}: interrupted; stopping the nodes (rerun to resume)", flush=True)
+            code = 130
+        finally:
+            self.stop()
+        return int(code or 0)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Interrupt every node, give them ``timeout`` seconds, then kill what is left."""
         for proc in self.procs.values():

@@ -31,16 +31,7 @@ def run(args: argparse.Namespace) -> int:
     env = dict(SIM_ENV)
     if args.domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(args.domain_id)
-    specs = sim_campaign_nodes(config, args.campaign, args.out)
-    graph = Graph(specs, env)
-    print(f"robomd bringup: starting {', '.join(s.namespace + '/' + s.name for s in specs)} "
-          f"(ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, localhost discovery)", flush=True)
-    try:
-        graph.start()
-        code = graph.wait("diagnoser")
-    except KeyboardInterrupt:
-        print("robomd bringup: interrupted; stopping the nodes (rerun to resume)", flush=True)
-        code = 130
-    finally:
-        graph.stop()
-    return int(code or 0)
+    print(f"robomd bringup: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, localhost discovery",
+          flush=True)
+    return Graph(sim_campaign_nodes(config, args.campaign, args.out), env).run(
+        "diagnoser", "robomd bringup")

@@ -40,15 +40,5 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"robomd bringup-ur5e: {exc}")
         return 2
-    graph = Graph(specs, domain_env(args.fake_hardware))
-    print(f"robomd bringup-ur5e: starting {', '.join(s.namespace + '/' + s.name for s in specs)} "
-          f"on {domain_text(args.fake_hardware)}", flush=True)
-    try:
-        graph.start()
-        code = graph.wait("diagnoser")
-    except KeyboardInterrupt:
-        print("robomd bringup-ur5e: interrupted; stopping the nodes (rerun to resume)", flush=True)
-        code = 130
-    finally:
-        graph.stop()
-    return int(code or 0)
+    print(f"robomd bringup-ur5e: {domain_text(args.fake_hardware)}", flush=True)
+    return Graph(specs, domain_env(args.fake_hardware)).run("diagnoser", "robomd bringup-ur5e")
