@@ -18,6 +18,7 @@ class _RobotiqHandler(socketserver.StreamRequestHandler):
         state = self.server.state
         for raw in self.rfile:
             words = raw.decode().split()
+            self.server.log.append(" ".join(words))  # before the answer the client waits for
             if words[0] == "SET":
                 state[words[1]] = int(words[2])
                 if words[1] == "POS":
@@ -26,12 +27,12 @@ class _RobotiqHandler(socketserver.StreamRequestHandler):
             else:
                 value = 3 if words[1] == "STA" and state.get("ACT") else state.get(words[1], 0)
                 self.wfile.write(f"{words[1]} {value}\n".encode())
-            self.server.log.append(" ".join(words))
 
 
 @pytest.fixture
 def robotiq():
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _RobotiqHandler)
+    server.daemon_threads = True  # a client left open by a failed test must not block teardown
     server.state, server.log = {}, []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
