@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from robomd_diagnoser.commands import not_positive
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -42,9 +44,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"robomd collect-demos: error: {msg}", file=sys.stderr)
         return 2
 
-    for name in ("episodes", "workers", "horizon", "camera_size"):
-        if getattr(args, name) < 1:
-            return fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if error := not_positive(args, ("episodes", "workers", "horizon", "camera_size")):
+        return fail(error)
     if args.noise < 0:
         return fail(f"--noise must be >= 0, got {args.noise}")
     try:

@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from robomd_diagnoser.commands import not_positive
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -45,9 +47,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"robomd eval-policy: error: {msg}", file=sys.stderr)
         return 2
 
-    for name in ("rollouts", "workers", "horizon", "camera_size"):
-        if getattr(args, name) < 1:
-            return fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if error := not_positive(args, ("rollouts", "workers", "horizon", "camera_size")):
+        return fail(error)
     try:
         catalog_path = args.catalog or find_config(f"catalogs/{args.task}.yaml")
         catalog = load_catalog(catalog_path)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from robomd_diagnoser.commands import not_positive
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from robomd_diagnoser.finetune import STRATEGIES, FinetuneRequest
@@ -67,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"robomd finetune: error: {msg}", file=sys.stderr)
         return 2
 
-    for name in ("top", "demos_per_mode", "epochs", "eval_rollouts", "workers"):
-        if getattr(args, name) < 1:
-            return fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if error := not_positive(args, ("top", "demos_per_mode", "epochs", "eval_rollouts",
+                                    "workers")):
+        return fail(error)
     if args.replay is not None and args.replay < 0:
         return fail(f"--replay must be >= 0, got {args.replay}")
     req = FinetuneRequest(top=args.top, demos_per_mode=args.demos_per_mode,

@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+from robomd_diagnoser.commands import not_positive
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -67,9 +69,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"robomd sweep: error: {msg}", file=sys.stderr)
         return 2
 
-    for name in ("rollouts", "workers", "horizon", "camera_size", "limit"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            return fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if error := not_positive(args, ("rollouts", "workers", "horizon", "camera_size", "limit")):
+        return fail(error)
     if args.task is None and args.catalog is None:
         return fail("give --task (e.g. --task lift) or --catalog PATH")
     try:
