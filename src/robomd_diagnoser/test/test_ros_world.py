@@ -127,6 +127,10 @@ _SHORT_LEASE = """<?xml version="1.0" encoding="UTF-8" ?>
 """
 
 
+# Slow: about one run in three, the separate server's answer to the goal request is lost while
+# DDS discovery completes (the rollout is then aborted as unanswered, which a campaign retries),
+# so the test cannot reach the kill. test_ros_campaign's fault test covers the same behaviour.
+@pytest.mark.slow
 def test_goal_on_a_killed_server_is_aborted_though_a_successor_is_up(
         graph: Graph, tmp_path: Path) -> None:
     profile = tmp_path / "short_lease.xml"
