@@ -94,3 +94,14 @@ def test_bench_folds_hold_each_perturbation_out_once():
     assert [len(f) for f in folds] == [7, 7, 7] and folds == folds_of(names, 3, seed=0)
     with pytest.raises(ValueError, match="--folds"):
         folds_of(names, 1, seed=0)
+
+
+def test_group_baseline_predicts_from_the_same_kind_and_target():
+    from robomd_diagnoser.commands.bench_continuous import group_baseline
+
+    rates = {"table_red": 1.0, "table_blue": 0.6, "cube_red": 0.0, "cube_green": 0.2}
+    pred = group_baseline(catalog(), rates, ["table_blue", "cube_green"], ["table_red", "cube_red"])
+    assert pred == {"table_blue": 1.0, "cube_green": 0.0}
+    # no trained perturbation changes the same thing: the mean of all trained ones
+    assert group_baseline(catalog(), rates, ["cube_green"], ["table_red", "table_blue"]) == {
+        "cube_green": pytest.approx(0.8)}

@@ -65,6 +65,14 @@ def test_env_snaps_actions_and_uses_the_snapped_outcome():
     assert np.allclose(obs, k.to_action(k.embeddings[2])) and trunc and not term
 
 
+def test_action_coordinates_keep_unit_embeddings_at_one_norm():
+    # Eq. 4 then compares two embeddings only by their alignment with the policy's mean
+    k = known()
+    norms = np.linalg.norm(k.to_action(k.embeddings), axis=1)
+    assert np.allclose(norms, norms[0], rtol=1e-5)
+    assert np.sqrt((k.to_action(k.embeddings) ** 2).mean()) == pytest.approx(1.0, rel=1e-5)
+
+
 def test_known_embeddings_round_trip(tmp_path):
     k = known()
     k.reliability_threshold = 0.3

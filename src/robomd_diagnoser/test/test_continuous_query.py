@@ -39,6 +39,26 @@ def test_training_writes_known_embeddings_and_resumes(trained):
     assert np.allclose(again.embeddings, known.embeddings, atol=1e-6)
 
 
+def test_an_agent_from_other_action_coordinates_is_retrained(trained, tmp_path):
+    import torch
+
+    from robomd_diagnoser.continuous.query import load_agent
+
+    tmp, _, known = trained
+    path = EmbeddingAgent.train(known, AGENT).save(tmp_path / "agent.pt")
+    stale = torch.load(path, weights_only=True)
+    del stale["coordinates"]
+    torch.save(stale, path)
+    with pytest.raises(ValueError, match="other action coordinates"):
+        EmbeddingAgent.load(path, known)
+    cached = tmp / "model" / "agent" / f"seed{AGENT.seed}_t{AGENT.timesteps}.pt"
+    cached.parent.mkdir(exist_ok=True)
+    torch.save(stale, cached)
+    _, agent = load_agent(tmp / "model", AGENT, progress=False)
+    assert agent.settings == AGENT
+    assert torch.load(cached, weights_only=True)["coordinates"] == "e/s"
+
+
 def test_query_ranking_is_deterministic_for_a_fixed_seed(trained):
     _, embedder, known = trained
     rows = [rank_texts(embedder, EmbeddingAgent.train(known, AGENT), TEXTS) for _ in range(2)]

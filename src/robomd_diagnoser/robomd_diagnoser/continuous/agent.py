@@ -17,6 +17,10 @@ import torch
 
 from robomd_diagnoser.continuous.env import ContinuousReward, EmbeddingEnv, KnownEmbeddings
 
+#: The action coordinates agents are trained in (see :mod:`~robomd_diagnoser.continuous.env`);
+#: saved with each agent so that one trained in other coordinates is not reused.
+COORDINATES = "e/s"
+
 
 @dataclass(frozen=True)
 class AgentSettings:
@@ -132,7 +136,7 @@ class EmbeddingAgent:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save({"settings": self.settings.to_dict(), "reward": asdict(self.reward),
-                    "policy": self.model.policy.state_dict()}, tmp)
+                    "coordinates": COORDINATES, "policy": self.model.policy.state_dict()}, tmp)
         tmp.replace(path)
         return path
 
@@ -142,8 +146,12 @@ class EmbeddingAgent:
 
         :param path: the file.
         :param known: the known embeddings it was trained on.
+        :raises ValueError: if it was trained in other action coordinates (retrain it).
         """
         data = torch.load(Path(path), map_location="cpu", weights_only=True)
+        if data.get("coordinates") != COORDINATES:
+            raise ValueError(f"{path} was trained in other action coordinates; delete it to "
+                             "retrain")
         raw = dict(data["settings"])
         raw["hidden"] = tuple(raw["hidden"])
         settings = AgentSettings(**raw)

@@ -1,9 +1,13 @@
 """Algorithm 2's environment: PPO acts in the embedding space, each action snaps to the nearest
 known embedding, and that embedding's recorded outcome is the step's outcome (no rollouts).
 
-Coordinates: actions and observations are *scaled* embeddings ``(e - mu) / s`` with ``mu`` the
-mean of the known embeddings E and ``s`` their RMS spread per coordinate, so that SB3's initial
-Gaussian (unit standard deviation) covers E instead of missing it by orders of magnitude.
+Coordinates: actions and observations are *scaled* embeddings ``e / s`` with ``s`` the RMS of E's
+coordinates (``1 / sqrt(D)`` for unit-norm embeddings), so that SB3's initial Gaussian (unit
+standard deviation) reaches E instead of missing it by orders of magnitude. They are not centred:
+every embedding then has the same norm, so the Gaussian's log density (Eq. 4) differs between two
+embeddings only through their alignment with the policy's mean. Centring on E's mean made the
+density also reward closeness to that mean, i.e. to the majority outcome (success), and ranked the
+agent's own training perturbations below chance (measured in docs/continuous.md).
 
 - observation: the current state, a scaled embedding: the nominal scene's embedding at the start
   and after a failure, the snapped embedding after a success (accumulation, Algorithm 2 line 11).
@@ -78,19 +82,14 @@ class KnownEmbeddings:
         return int(self.embeddings.shape[1])
 
     @property
-    def center(self) -> np.ndarray:
-        """``mu``: the mean known embedding."""
-        return self.embeddings.mean(axis=0)
-
-    @property
     def scale(self) -> float:
-        """``s``: the RMS spread of E per coordinate."""
-        spread = float(np.sqrt(((self.embeddings - self.center) ** 2).sum(1).mean() / self.dim))
-        return spread if spread > 0 else 1.0
+        """``s``: the RMS of E's coordinates."""
+        rms = float(np.sqrt((self.embeddings.astype(np.float64) ** 2).sum(1).mean() / self.dim))
+        return rms if rms > 0 else 1.0
 
     def to_action(self, emb: np.ndarray) -> np.ndarray:
         """Embeddings -> scaled coordinates (see the module doc)."""
-        return ((np.asarray(emb) - self.center) / self.scale).astype(np.float32)
+        return (np.asarray(emb) / self.scale).astype(np.float32)
 
     def nearest(self, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Nearest known embedding of each embedding (unscaled): indices and distances."""

@@ -93,8 +93,11 @@ def load_agent(model_dir: str | Path, settings: AgentSettings,
     reward = reward or ContinuousReward()
     path = model_dir / "agent" / f"seed{settings.seed}_t{settings.timesteps}.pt"
     if path.is_file():
-        agent = EmbeddingAgent.load(path, known)
-        if agent.settings == settings and agent.reward == reward:
+        try:
+            agent = EmbeddingAgent.load(path, known)
+        except ValueError:  # trained in older action coordinates: retrain below
+            agent = None
+        if agent is not None and agent.settings == settings and agent.reward == reward:
             return embedder, agent
     if progress:
         print(f"training the embedding-space agent ({settings.timesteps} steps, seed "
