@@ -26,9 +26,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from robomd_diagnoser.catalog import Catalog
 
 DEFAULT_SWEEP = "runs/sweep-lift-bc"
 TARGET = 0.8
@@ -80,7 +83,7 @@ def _pairs(truth: dict[str, float], names: list[str]) -> int:
                if abs(truth[a] - truth[b]) >= PAIR_MIN_GAP - 1e-9)
 
 
-def group_baseline(catalog: Any, rates: dict[str, float], held_out: list[str],
+def group_baseline(catalog: Catalog, rates: dict[str, float], held_out: list[str],
                    trained: list[str]) -> dict[str, float]:
     """Each held-out perturbation's predicted failure rate: the mean measured rate of the trained
     perturbations with the same kind and target (of all trained ones when none has).
@@ -161,10 +164,9 @@ def run(args: argparse.Namespace) -> int:
             return fail(str(exc))
         agent = EmbeddingAgent.train(known, agent_settings)
         trained = [n for n in names if n not in held_out]
-        rows = rank_texts(embedder, agent, [catalog[n].text for n in held_out])
-        by_text = {r.text: r for r in rows}
-        seen = {r.text: r.log_density
-                for r in rank_texts(embedder, agent, [catalog[n].text for n in trained])}
+        # one pass embeds every text: the held-out ones are scored, the trained ones are the
+        # seen reference
+        by_text = {r.text: r for r in rank_texts(embedder, agent, [catalog[n].text for n in names])}
         scores = {n: by_text[catalog[n].text].log_density for n in held_out}
         head = {n: by_text[catalog[n].text].p_fail_head for n in held_out}
         fold_truth = {n: truth.rates[n] for n in held_out}
@@ -176,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
             "group_baseline_accuracy": pairwise_accuracy(
                 group_baseline(catalog, truth.rates, held_out, trained), fold_truth),
             "seen_pairwise_accuracy": pairwise_accuracy(
-                {n: seen[catalog[n].text] for n in trained}, {n: truth.rates[n] for n in trained}),
+                {n: by_text[catalog[n].text].log_density for n in trained},
+                {n: truth.rates[n] for n in trained}),
             "kendall_tau": kendall_tau(scores, fold_truth),
             "confusion_mse": quality.mse, "confusion_frobenius": quality.frobenius,
             "training_rollouts": len(dataset),
