@@ -105,3 +105,25 @@ def test_group_baseline_predicts_from_the_same_kind_and_target():
     # no trained perturbation changes the same thing: the mean of all trained ones
     assert group_baseline(catalog(), rates, ["cube_green"], ["table_red", "table_blue"]) == {
         "cube_green": pytest.approx(0.8)}
+
+
+def test_images_of_a_set_are_its_samples_pre_rollout_scenes(tmp_path):
+    data = load_dataset(make_sweep(tmp_path / "sweep"), progress=False)
+    red = data.images_of(("table_red",))
+    assert red.shape == (SEEDS, 16, 16, 3)
+    assert {image(("table_red",), s).tobytes() for s in range(SEEDS)} == \
+        {im.tobytes() for im in red}
+    assert len(data.images_of(())) == SEEDS and len(data.images_of(("cube_red", "x"))) == 0
+
+
+def test_bench_keeps_the_fold_models_of_each_setting_apart():
+    from dataclasses import replace
+
+    from robomd_diagnoser.commands.bench_continuous import settings_key
+    from robomd_diagnoser.continuous.model import EmbedderConfig
+    from robomd_diagnoser.continuous.train import TrainSettings
+
+    c, t = EmbedderConfig(), TrainSettings()
+    keys = {settings_key(3, c, t), settings_key(4, c, t),
+            settings_key(3, replace(c, use_text=False), t), settings_key(3, c, replace(t, seed=1))}
+    assert len(keys) == 4 and settings_key(3, c, t) == settings_key(3, EmbedderConfig(), t)

@@ -70,3 +70,62 @@ def test_missing_local_weights_fail_with_a_clear_message(tmp_path):
         load_text_encoder("bert")
     with pytest.raises(ModelError, match="no embedder"):
         FailureEmbedder.load(tmp_path / "none.pt")
+
+
+def _bc_weights(path, size: int = 24):
+    from robomd_diagnoser.bc import BCNet, save_bc
+
+    torch.manual_seed(0)
+    net = BCNet((4, 4), hidden=8)
+    save_bc(path, net, {"image_size": size, "channels": [4, 4], "hidden": 8,
+                        "eef_mean": [0.0, 0.0, 1.0], "eef_std": [0.1, 0.1, 0.1], "training": {}})
+    return net
+
+
+def test_bc_backbone_is_the_frozen_policy_encoder(tmp_path):
+    net = _bc_weights(tmp_path / "bc.pt", size=24)
+    cfg = EmbedderConfig(backbone="bc", image_checkpoint=str(tmp_path / "bc.pt"), img_size=64,
+                         use_text=False, hidden_dim=16, embed_dim=8)
+    module = FailureEmbedder.build(cfg).module
+    images = np.random.default_rng(0).integers(0, 255, (2, 24, 24, 3), dtype=np.uint8)
+    x = module.preprocess(images)
+    assert x.shape == (2, 3, 24, 24)  # the policy's own image size, not img_size
+    with torch.no_grad():
+        policy = net.encoder(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - 0.5)
+        assert torch.allclose(module.backbone(x), policy, atol=1e-5)
+    assert module.backbone.num_features == 8
+    before = {k: v.clone() for k, v in module.backbone.state_dict().items()}
+    module.train()
+    emb, logits = module(x, None)
+    (logits.sum() + emb.sum()).backward()
+    torch.optim.SGD(module.parameters(), lr=1.0).step()
+    after = module.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not module.backbone.training
+
+
+def test_bc_backbone_needs_readable_bc_weights(tmp_path):
+    with pytest.raises(ModelError, match="needs the policy's BC weights"):
+        FailureEmbedder.build(EmbedderConfig(backbone="bc", use_text=False))
+    with pytest.raises(ModelError, match="backbone bc: BC weights file .* does not exist"):
+        FailureEmbedder.build(EmbedderConfig(backbone="bc", use_text=False,
+                                             image_checkpoint=str(tmp_path / "none.pt")))
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("bc:/w/lift.pt", "/w/lift.pt"),
+                                                  ("expert", None)])
+def test_bc_backbone_weights_default_to_the_datas_policy(policy, expected):
+    import argparse
+
+    from robomd_diagnoser.commands.embed import add_model_args, model_from_args
+
+    parser = argparse.ArgumentParser()
+    add_model_args(parser)
+    args = parser.parse_args(["--backbone", "bc"])
+    if expected is None:
+        with pytest.raises(ValueError, match="--backbone bc: the data's policy 'expert'"):
+            model_from_args(args, policy)
+    else:
+        assert model_from_args(args, policy)[0].image_checkpoint == expected
+    explicit = parser.parse_args(["--backbone", "bc", "--image-checkpoint", "mine.pt"])
+    assert model_from_args(explicit, policy)[0].image_checkpoint == "mine.pt"

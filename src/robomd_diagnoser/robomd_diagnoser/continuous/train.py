@@ -134,7 +134,8 @@ def build_known(embedder: FailureEmbedder, dataset: RolloutDataset) -> KnownEmbe
     Also keeps up to :data:`NOMINAL_IMAGES` nominal images (distinct seeds) for queries, the
     nominal state (mean embedding of the nominal text at those images) and the reliability
     threshold (the largest distance from a seen perturbation's text, embedded at the nominal
-    scene, to its nearest known embedding).
+    scene, or with its own scene images for an image-only embedder, to its nearest known
+    embedding).
 
     :param embedder: the trained embedder.
     :param dataset: the samples.
@@ -146,7 +147,11 @@ def build_known(embedder: FailureEmbedder, dataset: RolloutDataset) -> KnownEmbe
                             names=dataset.names(), p_success=p_success.astype(np.float32),
                             nominal_images=nominal_images, horizon=dataset.horizon)
     seen = sorted(set(dataset.texts))
-    queries = text_embeddings(embedder, seen, nominal_images)
+    if embedder.config.use_text:
+        queries = text_embeddings(embedder, seen, nominal_images)
+    else:  # image only: queries come with their scene, so do the seen ones
+        texts = np.asarray(dataset.texts)
+        queries = scene_embeddings(embedder, seen, [dataset.images[texts == t] for t in seen])
     known.nominal = text_embeddings(embedder, [NOMINAL_TEXT], nominal_images)[0]
     known.reliability_threshold = float(known.nearest(queries)[1].max())
     return known
@@ -160,10 +165,25 @@ def text_embeddings(embedder: FailureEmbedder, texts: list[str],
     :param texts: perturbation texts.
     :param nominal_images: (K, H, W, 3) nominal scene images.
     """
-    k = len(nominal_images)
-    images = np.concatenate([nominal_images] * len(texts))
-    emb, _ = embedder.embed(images, [t for t in texts for _ in range(k)])
-    mean = emb.reshape(len(texts), k, -1).mean(axis=1)
+    return scene_embeddings(embedder, texts, [nominal_images] * len(texts))
+
+
+def scene_embeddings(embedder: FailureEmbedder, texts: list[str],
+                     scenes: list[np.ndarray]) -> np.ndarray:
+    """Each text embedded with images of its own scene: the normalised mean over them.
+
+    :param embedder: the embedder.
+    :param texts: perturbation texts.
+    :param scenes: per text, (K_i, H, W, 3) uint8 images of the scene it describes.
+    """
+    if len(scenes) != len(texts):
+        raise ValueError(f"scene_embeddings: {len(texts)} texts but {len(scenes)} scenes")
+    if any(len(s) == 0 for s in scenes):
+        raise ValueError("scene_embeddings: every text needs at least one scene image")
+    emb, _ = embedder.embed(np.concatenate(scenes),
+                            [t for t, s in zip(texts, scenes, strict=True) for _ in range(len(s))])
+    ends = np.cumsum([len(s) for s in scenes])
+    mean = np.stack([part.mean(axis=0) for part in np.split(emb, ends[:-1])])
     return (mean / np.linalg.norm(mean, axis=1, keepdims=True)).astype(np.float32)
 
 
