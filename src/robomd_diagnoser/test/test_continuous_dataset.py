@@ -127,3 +127,23 @@ def test_bench_keeps_the_fold_models_of_each_setting_apart():
     keys = {settings_key(3, c, t), settings_key(4, c, t),
             settings_key(3, replace(c, use_text=False), t), settings_key(3, c, replace(t, seed=1))}
     assert len(keys) == 4 and settings_key(3, c, t) == settings_key(3, EmbedderConfig(), t)
+
+
+def test_render_scenes_shows_each_perturbation_in_the_datas_world(tmp_path):
+    from robomd_diagnoser.catalog import parse_catalog
+    from robomd_diagnoser.continuous.dataset import render_scenes
+
+    source = open_source(make_sweep(tmp_path / "sweep"))
+    scenes = render_scenes(source, catalog(), ["table_red", "table_blue"], 2)
+    assert {n: s.shape for n, s in scenes.items()} == {"table_red": (2, 16, 16, 3),
+                                                       "table_blue": (2, 16, 16, 3)}
+    assert scenes["table_red"].dtype == np.uint8
+    red, blue = (scenes[n].astype(int) for n in ("table_red", "table_blue"))
+    assert (red[..., 0] - red[..., 2]).mean() > (blue[..., 0] - blue[..., 2]).mean()
+    with pytest.raises(DatasetError, match=r"\['cube_gold'\] are not in catalog"):
+        render_scenes(source, catalog(), ["cube_gold"], 2)
+    other = parse_catalog({"task": "stack", "perturbations": [
+        {"name": "t", "text": "Red table", "kind": "color", "target": "table",
+         "value": [1.0, 0.0, 0.0]}]}, "stack.yaml")
+    with pytest.raises(DatasetError, match="stack.yaml is for task stack"):
+        render_scenes(source, other, [], 2)

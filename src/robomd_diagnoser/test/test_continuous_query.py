@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from continuous_fixtures import SEEDS, TINY, image, make_sweep
+import yaml
+from continuous_fixtures import SEEDS, TINY, catalog, image, make_sweep
 
 from robomd_diagnoser.cli import main
 from robomd_diagnoser.continuous.agent import AgentSettings, EmbeddingAgent
@@ -95,6 +96,16 @@ def test_cli_train_eval_query(tmp_path, capsys):
     assert set(rows) == {TEXTS[0], red} and rows[red]["nearest"] == "table_red"
     assert main(["query", "--campaign", str(sweep), "--scene", f"{red}=none.png"]) == 2
     assert "scene none.png: no such file" in capsys.readouterr().err
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text(yaml.safe_dump({"task": "lift", "perturbations": [p.to_dict()
+                                                                     for p in catalog()]}))
+    assert main(["query", "--campaign", str(sweep), "--model", str(model), "--timesteps", "64",
+                 "--json", "--render", str(cat), "table_blue", "Change cube color to red"]) == 0
+    rows = {r["text"]: r for r in json.loads(capsys.readouterr().out)["ranking"]}
+    assert set(rows) == {"Change table color to blue", "Change cube color to red"}
+    assert main(["query", "--campaign", str(sweep), "--model", str(model), "--render", str(cat),
+                 "Change robot color to purple"]) == 2
+    assert "are neither names nor texts of" in capsys.readouterr().err
     assert main(["query", "--campaign", str(tmp_path / "none"), "x"]) == 2
 
 

@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a .npy of (K, H, W, 3) uint8, or a directory of them; TEXT is ranked "
                         "with them instead of the nominal scene (repeatable; adds TEXT to the "
                         "ranking if not given)")
+    p.add_argument("--render", type=Path, metavar="CATALOG",
+                   help="simulated data: render the scene of each TEXT that is a name or text of "
+                        "this catalog (any catalog of the task) in the data's world, no rollout, "
+                        "and rank it with those images; a name is ranked by its catalog text")
     p.add_argument("--seed", type=int, default=a.seed, help="agent seed (default: %(default)s)")
     p.add_argument("--timesteps", type=int, default=a.timesteps,
                    help="agent training steps (default: %(default)s)")
@@ -61,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"robomd query: error: --scene: {exc}", file=sys.stderr)
             return 2
     texts = list(dict.fromkeys([*args.texts, *scenes]))
+    if args.render is not None:
+        try:
+            texts = _render(args.render, args.campaign, texts, scenes)
+        except ValueError as exc:
+            print(f"robomd query: error: --render: {exc}", file=sys.stderr)
+            return 2
     if not texts:
         print("robomd query: error: give at least one TEXT (or --scene TEXT=PATH)",
               file=sys.stderr)
@@ -93,3 +107,31 @@ def run(args: argparse.Namespace) -> int:
           f"distance to the nearest known embedding, flagged above "
           f"{agent.known.reliability_threshold:.3f}")
     return 0
+
+
+def _render(catalog_path: Path, data: Path, texts: list[str],
+            scenes: dict[str, np.ndarray]) -> list[str]:
+    """Render the scene of every text without one into ``scenes``; returns the texts to rank (a
+    catalog name becomes its catalog text).
+
+    :raises ValueError: for a text the catalog does not know, or data that cannot be rendered.
+    """
+    from robomd_diagnoser.catalog import load_catalog
+    from robomd_diagnoser.continuous.dataset import open_source, render_scenes
+    from robomd_diagnoser.continuous.train import NOMINAL_IMAGES
+
+    catalog = load_catalog(catalog_path)
+    name_of = {p.text: p.name for p in catalog} | {p.name: p.name for p in catalog}
+    unknown = [t for t in texts if t not in scenes and t not in name_of]
+    if unknown:
+        raise ValueError(f"{unknown} are neither names nor texts of {catalog_path}; give their "
+                         "scene with --scene TEXT=PATH")
+    ranked = [t if t in scenes else catalog[name_of[t]].text for t in texts]
+    todo = {t: name_of[t] for t in texts if t not in scenes}
+    print(f"rendering {len(set(todo.values()))} scene(s) x {NOMINAL_IMAGES} seeds",
+          file=sys.stderr)
+    names = list(dict.fromkeys(todo.values()))
+    images = render_scenes(open_source(data), catalog, names, NOMINAL_IMAGES)
+    for name in names:
+        scenes[catalog[name].text] = images[name]
+    return list(dict.fromkeys(ranked))

@@ -148,6 +148,46 @@ def open_source(directory: str | Path) -> DataSource:
                        "it written by `robomd sweep` or `robomd diagnose`?")
 
 
+def render_scenes(source: DataSource, catalog: Catalog, names: Sequence[str],
+                  count: int) -> dict[str, np.ndarray]:
+    """Pre-rollout scenes of catalog perturbations in ``source``'s simulated world, at the first
+    ``count`` seeds its rollouts used: reset, apply, observe; nothing is rolled out.
+
+    :param source: a simulated sweep or campaign (its robot and camera size are used).
+    :param catalog: the catalog defining ``names`` (any catalog of the same task).
+    :param names: the perturbations to show, each applied alone.
+    :param count: seeds (images) per perturbation.
+    :returns: (count, H, W, 3) uint8 images by name.
+    :raises DatasetError: for real-robot data, another task or an unknown name.
+    """
+    from dataclasses import replace
+
+    if not isinstance(source.make_world, _SimSpec):
+        raise DatasetError(f"{source.directory}: only simulated scenes can be rendered; photograph "
+                           "the changed scene and pass it with --scene TEXT=PATH")
+    if catalog.task != source.catalog.task:
+        raise DatasetError(f"catalog {catalog.source} is for task {catalog.task}, the data in "
+                           f"{source.directory} for {source.catalog.task}")
+    unknown = [n for n in names if n not in catalog.names]
+    if unknown:
+        raise DatasetError(f"{unknown} are not in catalog {catalog.source}")
+    with RolloutStore(source.directory / STORE_FILE) as store:
+        seeds = sorted({r.seed for r in store.records()})[:count]
+    world = replace(source.make_world, catalog=catalog)()
+    try:
+        out = {}
+        for name in names:
+            images = []
+            for seed in seeds:
+                world.reset(seed)
+                world.apply((name,))
+                images.append(np.asarray(world.observe(), dtype=np.uint8))
+            out[name] = np.stack(images)
+        return out
+    finally:
+        world.close()
+
+
 class SceneImages:
     """Pre-rollout scene images by (perturbations, seed), rendered on demand and cached on disk.
 
