@@ -136,3 +136,11 @@ def test_lift_catalog_is_the_papers_21_in_order() -> None:
                      "cube_large": (0.04, 0.04, 0.04), "cube_small": (0.01, 0.01, 0.01),
                      "cube_bar": (0.04, 0.01, 0.01)}
     assert [p.kind for p in cat].count("light") == 4
+
+
+def test_the_variations_catalog_starts_with_the_lift_catalog_unchanged():
+    lift = load_catalog(CATALOG_DIR / "lift.yaml")
+    variations = load_catalog(CATALOG_DIR / "lift_variations.yaml")
+    assert variations.task == lift.task
+    assert [p.to_dict() for p in variations][:len(lift)] == [p.to_dict() for p in lift]
+    assert len(variations) > len(lift)
