@@ -160,3 +160,20 @@ def test_an_image_only_embedder_ranks_scenes_and_refuses_bare_texts(tmp_path):
     assert not any(r.far for r in rows) and 0 < known.reliability_threshold < 2
     with pytest.raises(ValueError, match="no text branch.*--scene"):
         rank_texts(embedder, agent, ["red table", "red cube"], [scenes[0], None])
+
+
+@pytest.mark.parametrize(("dropout", "same"), [(1.0, True), (0.0, False)])
+def test_text_dropout_one_trains_without_the_texts(tmp_path, dropout, same):
+    from dataclasses import replace
+
+    data = load_dataset(make_sweep(tmp_path / "sweep"), progress=False)
+    renamed = replace(data, texts=[f"something else {i % 3}" for i in range(len(data))])
+    settings = TrainSettings(epochs=1, batch_size=8, nominal_image_prob=0.0,
+                             text_dropout=dropout)
+    embs = [train_embedding(d, TINY, settings, tmp_path / name,
+                            progress=False)[0].embed(data.images, data.texts)[0]
+            for name, d in (("a", data), ("b", renamed))]
+    # up to float noise (the encoder's batching moves the nominal text's features by ~1e-8)
+    assert np.allclose(embs[0], embs[1], atol=1e-3) is same
+    with pytest.raises(ValueError, match="text_dropout must be in"):
+        TrainSettings(text_dropout=1.5)

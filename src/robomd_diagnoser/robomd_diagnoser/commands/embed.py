@@ -47,6 +47,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nominal-image-prob", type=float, default=t.nominal_image_prob,
                    help="probability of showing the nominal scene instead of the perturbed one "
                         "(default: %(default)s)")
+    g.add_argument("--text-dropout", type=float, default=t.text_dropout,
+                   help="probability of replacing a sample's text with the nominal text "
+                        "(default: %(default)s)")
     g.add_argument("--seed", type=int, default=t.seed, help="seed (default: %(default)s)")
     g.add_argument("--full", action="store_true",
                    help="paper sizes: 224 px, all 12 ViT blocks, 100 epochs (slow on a CPU)")
@@ -82,7 +85,8 @@ def model_from_args(args: argparse.Namespace, policy: str | None = None) -> tupl
     settings = TrainSettings(
         epochs=args.epochs or full.get("epochs", t.epochs), batch_size=args.batch_size,
         lr=args.lr, contrastive_weight=args.contrastive_weight, margin=args.margin,
-        similar_by=args.similar_by, nominal_image_prob=args.nominal_image_prob, seed=args.seed)
+        similar_by=args.similar_by, nominal_image_prob=args.nominal_image_prob,
+        text_dropout=args.text_dropout, seed=args.seed)
     return config, settings
 
 

@@ -11,6 +11,10 @@ Nominal-image augmentation: queries embed a perturbation *text* with the *nomina
 image is replaced by the nominal scene at its seed while its text and label stay. The embedding
 then learns what the text implies when the image does not show it.
 
+Text dropout, the other way round: with probability ``text_dropout`` a sample keeps its image but
+shows the nominal text, so the image must carry the outcome. Use it with queries that come with
+their own scene (``--query-scene rendered``, ``robomd query --scene``/``--render``).
+
 The run directory holds ``checkpoint.pt`` (after every epoch: weights, optimiser, random state;
 weights-only) and, at the end, ``embedder.pt`` and ``known.npz`` (the known embeddings E). A rerun
 with the same data and settings resumes from the checkpoint.
@@ -57,6 +61,8 @@ class TrainSettings:
     :param margin: Eq. 1's margin (embeddings have unit norm: distances are in [0, 2]).
     :param similar_by: which samples Eq. 1 calls similar (``perturbation`` or ``group``).
     :param nominal_image_prob: probability of the nominal-image augmentation (module doc).
+    :param text_dropout: probability of showing a sample with the nominal text instead of its
+        own (image kept), so that the image must carry the outcome.
     :param seed: seeds the initial weights, the batch order and the augmentation.
     """
 
@@ -68,6 +74,7 @@ class TrainSettings:
     margin: float = 1.0
     similar_by: str = "perturbation"
     nominal_image_prob: float = 0.5
+    text_dropout: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -76,9 +83,9 @@ class TrainSettings:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 2 and self.contrastive_weight > 0:
             raise ValueError("batch_size must be >= 2 for the contrastive loss (it needs pairs)")
-        if not 0.0 <= self.nominal_image_prob <= 1.0:
-            raise ValueError(f"nominal_image_prob must be in [0, 1], got "
-                             f"{self.nominal_image_prob}")
+        for name in ("nominal_image_prob", "text_dropout"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.margin <= 0 or self.lr <= 0 or self.contrastive_weight < 0:
             raise ValueError("margin and lr must be > 0 and contrastive_weight >= 0")
 
@@ -226,6 +233,7 @@ def train_embedding(dataset: RolloutDataset, config: EmbedderConfig, settings: T
     images = module.preprocess(dataset.images)
     nominal = module.preprocess(dataset.nominal_images)
     text = embedder.text(dataset.texts) if embedder.text else None
+    nominal_text = embedder.text([NOMINAL_TEXT]) if embedder.text else None
     success = torch.from_numpy(dataset.success.astype(np.float32))
     names = dataset.labels(settings.similar_by)
     vocab = {n: i for i, n in enumerate(sorted(set(names)))}
@@ -239,11 +247,15 @@ def train_embedding(dataset: RolloutDataset, config: EmbedderConfig, settings: T
             module.train()
             order = torch.randperm(n, generator=gen)
             swap = torch.rand(n, generator=gen) < swap_prob
+            drop = torch.rand(n, generator=gen) < settings.text_dropout \
+                if settings.text_dropout > 0 else torch.zeros(n, dtype=torch.bool)
             sums = {"loss": 0.0, "bce": 0.0, "contrastive": 0.0, "correct": 0.0}
             for i in range(0, n, settings.batch_size):
                 idx = order[i:i + settings.batch_size]
                 imgs = torch.where(swap[idx, None, None, None], nominal[idx], images[idx])
-                emb, logits = module(imgs, text[idx] if text is not None else None)
+                txt = torch.where(drop[idx, None], nominal_text, text[idx]) \
+                    if text is not None else None
+                emb, logits = module(imgs, txt)
                 parts = embedding_loss(emb, logits, success[idx], labels[idx], settings)
                 optimizer.zero_grad()
                 parts["loss"].backward()
