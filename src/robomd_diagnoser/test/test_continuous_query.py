@@ -14,7 +14,7 @@ from robomd_diagnoser.continuous.agent import AgentSettings, EmbeddingAgent
 from robomd_diagnoser.continuous.dataset import load_dataset
 from robomd_diagnoser.continuous.model import EmbedderConfig
 from robomd_diagnoser.continuous.query import load_scene, rank_texts
-from robomd_diagnoser.continuous.train import TrainSettings, train_embedding
+from robomd_diagnoser.continuous.train import TrainError, TrainSettings, train_embedding
 
 TEXTS = ["Change table color to black", "Change cube color to yellow",
          "Change table color to red"]
@@ -39,6 +39,27 @@ def test_training_writes_known_embeddings_and_resumes(trained):
     _, again = train_embedding(data, TINY, TrainSettings(epochs=2, batch_size=8),
                                tmp / "model", progress=False)
     assert np.allclose(again.embeddings, known.embeddings, atol=1e-6)
+
+
+def test_a_run_from_before_a_setting_existed_resumes(trained, tmp_path):
+    import shutil
+
+    import torch
+
+    tmp, _, known = trained
+    shutil.copytree(tmp / "model", tmp_path / "model")
+    ckpt = torch.load(tmp_path / "model" / "checkpoint.pt", weights_only=True)
+    del ckpt["fingerprint"]["settings"]["text_dropout"]  # as written before the option
+    torch.save(ckpt, tmp_path / "model" / "checkpoint.pt")
+    data = load_dataset(tmp / "sweep", progress=False)
+    _, again = train_embedding(data, TINY, TrainSettings(epochs=2, batch_size=8),
+                               tmp_path / "model", progress=False)
+    assert np.allclose(again.embeddings, known.embeddings, atol=1e-6)
+    ckpt["fingerprint"]["settings"]["lr"] = 0.1
+    torch.save(ckpt, tmp_path / "model" / "checkpoint.pt")
+    with pytest.raises(TrainError, match="other data or settings"):
+        train_embedding(data, TINY, TrainSettings(epochs=2, batch_size=8), tmp_path / "model",
+                        progress=False)
 
 
 def test_an_agent_from_other_action_coordinates_is_retrained(trained, tmp_path):

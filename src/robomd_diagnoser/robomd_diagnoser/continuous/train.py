@@ -135,6 +135,16 @@ def _fingerprint(dataset: RolloutDataset, config: EmbedderConfig,
             "samples": len(dataset), "names": sorted(set(dataset.names()))}
 
 
+def _with_defaults(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """A stored fingerprint with the settings added since it was written at their defaults (a
+    run from before a setting existed ran without it)."""
+    out = dict(fingerprint)
+    out["config"] = {**EmbedderConfig().to_dict(), **fingerprint.get("config", {})}
+    out["settings"] = {**json.loads(json.dumps(asdict(TrainSettings()))),
+                       **fingerprint.get("settings", {})}
+    return out
+
+
 def build_known(embedder: FailureEmbedder, dataset: RolloutDataset) -> KnownEmbeddings:
     """The known embeddings E of Algorithm 2: every sample with its own pre-rollout image.
 
@@ -220,7 +230,7 @@ def train_embedding(dataset: RolloutDataset, config: EmbedderConfig, settings: T
     ckpt_path = out / CHECKPOINT
     if ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if ckpt["fingerprint"] != json.loads(json.dumps(fingerprint)):
+        if _with_defaults(ckpt["fingerprint"]) != json.loads(json.dumps(fingerprint)):
             raise TrainError(f"{out} holds a training run with other data or settings; use "
                              "another --out, or delete its checkpoint.pt to start over")
         module.load_state_dict(ckpt["model"])
