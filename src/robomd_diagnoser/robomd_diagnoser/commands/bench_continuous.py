@@ -3,9 +3,11 @@
 The catalog is split into folds (seeded shuffle). For each fold, its perturbations are held out
 of everything: their rollouts are dropped before the embedding is trained, so neither the
 embedding nor the agent ever sees their images, texts or outcomes. The held-out texts are then
-ranked by Eq. 4 at the nominal scene (:func:`~robomd_diagnoser.continuous.query.rank_texts`) and
-scored against the sweep's measured failure rates with the pairwise accuracy of
-:mod:`robomd_diagnoser.analysis` (pairs whose true rates differ by at least 0.2). The pooled
+ranked by Eq. 4 (:func:`~robomd_diagnoser.continuous.query.rank_texts`), embedded at the nominal
+scene or, with ``--query-scene rendered``, with their own pre-rollout scenes (observed, as a
+camera would; their outcomes are never read), and scored against the sweep's measured failure
+rates with the pairwise accuracy of :mod:`robomd_diagnoser.analysis` (pairs whose true rates
+differ by at least 0.2). The pooled
 accuracy weighs each fold by its pairs. ``agent_failure_share`` (the share of the trained agent's
 actions at the nominal state that snap to a failed rollout, against ``known_failure_share``)
 shows whether PPO learned to seek failures at all. ``confusion_mse`` / ``confusion_frobenius``
