@@ -7,10 +7,10 @@ ranked by Eq. 4 (:func:`~robomd_diagnoser.continuous.query.rank_texts`), embedde
 scene or, with ``--query-scene rendered``, with their own pre-rollout scenes (observed, as a
 camera would; their outcomes are never read), and scored against the sweep's measured failure
 rates with the pairwise accuracy of :mod:`robomd_diagnoser.analysis` (pairs whose true rates
-differ by at least 0.2). The pooled
-accuracy weighs each fold by its pairs. ``agent_failure_share`` (the share of the trained agent's
-actions at the nominal state that snap to a failed rollout, against ``known_failure_share``)
-shows whether PPO learned to seek failures at all. ``confusion_mse`` / ``confusion_frobenius``
+differ by at least 0.2). The pooled accuracy weighs each fold by its pairs.
+``agent_failure_share`` (the share of the trained agent's actions at the nominal state that snap
+to a failed rollout, against ``known_failure_share``) shows whether PPO learned to seek failures
+at all. ``confusion_mse`` / ``confusion_frobenius``
 are the fold embeddings' Table V figures (mean over folds, each over its training perturbations).
 
 Two references put the unseen figure in context. ``seen_pairwise_accuracy`` ranks each fold's
