@@ -104,6 +104,20 @@ def test_bc_backbone_is_the_frozen_policy_encoder(tmp_path):
     assert not module.backbone.training
 
 
+def test_a_saved_bc_embedder_loads_without_the_policys_file(tmp_path):
+    _bc_weights(tmp_path / "bc.pt", size=24)
+    cfg = EmbedderConfig(backbone="bc", image_checkpoint=str(tmp_path / "bc.pt"),
+                         use_text=False, hidden_dim=16, embed_dim=8)
+    embedder = FailureEmbedder.build(cfg)
+    images = np.random.default_rng(1).integers(0, 255, (2, 30, 30, 3), dtype=np.uint8)
+    before, _ = embedder.embed(images, ["a", "b"])
+    embedder.save(tmp_path / "e.pt")
+    (tmp_path / "bc.pt").unlink()  # e.g. the model directory moved to another machine
+    loaded, _ = FailureEmbedder.load(tmp_path / "e.pt")
+    assert loaded.module.backbone.image_size == 24
+    assert np.allclose(loaded.embed(images, ["a", "b"])[0], before, atol=1e-6)
+
+
 def test_bc_backbone_needs_readable_bc_weights(tmp_path):
     with pytest.raises(ModelError, match="needs the policy's BC weights"):
         FailureEmbedder.build(EmbedderConfig(backbone="bc", use_text=False))

@@ -172,23 +172,53 @@ class BCEncoder(nn.Module):
     """The image encoder of a robomd BC policy (CNN + spatial-softmax keypoints), frozen.
 
     The policy under test computes exactly these features from its first camera frame, so a
-    perturbation that moves them is one the policy sees.
+    perturbation that moves them is one the policy sees. The policy's image size is kept as a
+    buffer, so a saved embedder is rebuilt from its own weights without the policy's file.
 
-    :param path: the policy's BC weights file (``robomd train-bc`` output).
-    :raises ModelError: if the file is missing or not BC weights.
+    :param encoder: a :class:`~robomd_diagnoser.bc.BCNet`'s ``encoder``.
+    :param image_size: the policy's square image size.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, encoder: nn.Sequential, image_size: int) -> None:
         super().__init__()
+        self.encoder = encoder.requires_grad_(False)
+        self.register_buffer("input_size", torch.tensor(int(image_size)))
+        convs = [m for m in encoder if isinstance(m, nn.Conv2d)]
+        self.num_features = 2 * int(convs[-1].out_channels)
+
+    @property
+    def image_size(self) -> int:
+        """The square image size the policy reads."""
+        return int(self.input_size)
+
+    @classmethod
+    def from_file(cls, path: str) -> BCEncoder:
+        """The encoder of a BC weights file (``robomd train-bc`` output).
+
+        :raises ModelError: if the file is missing or not BC weights.
+        """
         from robomd_diagnoser.bc import BCWeightsError, load_bc
 
         try:
             net, meta = load_bc(path)
         except BCWeightsError as exc:
             raise ModelError(f"backbone {BC_BACKBONE}: {exc}") from None
-        self.encoder = net.encoder.requires_grad_(False)
-        self.image_size = int(meta["image_size"])
-        self.num_features = 2 * int(meta["channels"][-1])
+        return cls(net.encoder, meta["image_size"])
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor], prefix: str) -> BCEncoder:
+        """The architecture of the encoder saved under ``prefix`` in an embedder's weights.
+
+        :raises ModelError: if no BC encoder is saved there.
+        """
+        convs = sorted((int(k[len(prefix):].split(".")[1]), v.shape[0]) for k, v in state.items()
+                       if k.startswith(f"{prefix}encoder.") and k.endswith(".weight"))
+        if not convs or f"{prefix}input_size" not in state:
+            raise ModelError(f"the embedder's weights hold no {BC_BACKBONE} encoder under "
+                             f"{prefix!r}; retrain it with `robomd embed train`")
+        from robomd_diagnoser.bc import BCNet
+
+        return cls(BCNet([c for _, c in convs]).encoder, int(state[f"{prefix}input_size"]))
 
     def train(self, mode: bool = True) -> BCEncoder:
         """Stays in eval mode: the encoder is frozen."""
@@ -206,7 +236,7 @@ def _image_backbone(config: EmbedderConfig) -> nn.Module:
         if not config.image_checkpoint:
             raise ModelError(f"backbone {BC_BACKBONE} needs the policy's BC weights file as "
                              "image_checkpoint (--image-checkpoint PATH)")
-        return BCEncoder(config.image_checkpoint)
+        return BCEncoder.from_file(config.image_checkpoint)
 
     kwargs: dict[str, Any] = {"num_classes": 0, "img_size": config.img_size}
     if config.depth is not None:
@@ -234,9 +264,11 @@ class Embedder(nn.Module):
 
     :param config: the architecture.
     :param text_dim: the text encoder's output size.
+    :param backbone: the image backbone, already built (default: built from ``config``).
     """
 
-    def __init__(self, config: EmbedderConfig, text_dim: int) -> None:
+    def __init__(self, config: EmbedderConfig, text_dim: int,
+                 backbone: nn.Module | None = None) -> None:
         super().__init__()
         if not (config.use_image or config.use_text):
             raise ModelError("embedder: use_image and use_text cannot both be false")
@@ -245,7 +277,7 @@ class Embedder(nn.Module):
         in_dim = 0
         self.backbone: nn.Module | None = None
         if config.use_image:
-            self.backbone = _image_backbone(config)
+            self.backbone = backbone if backbone is not None else _image_backbone(config)
             in_dim += int(self.backbone.num_features)
         if config.use_text:
             in_dim += text_dim
@@ -355,6 +387,9 @@ class FailureEmbedder:
         except (KeyError, TypeError, RuntimeError) as exc:
             raise ModelError(f"{path} is not an embedder checkpoint ({exc})") from None
         text = TextFeatures(load_text_encoder(config.text_encoder)) if config.use_text else None
-        module = Embedder(config, int(data["text_dim"]))
+        backbone = None
+        if config.use_image and config.backbone == BC_BACKBONE:  # its file may be elsewhere now
+            backbone = BCEncoder.from_state_dict(data["state_dict"], "backbone.")
+        module = Embedder(config, int(data["text_dim"]), backbone)
         module.load_state_dict(data["state_dict"])
         return cls(module, text), dict(data.get("meta", {}))
