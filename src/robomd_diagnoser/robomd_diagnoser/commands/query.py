@@ -18,11 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = AgentSettings()
     p = sub.add_parser(
         "query", help="rank perturbation texts by failure likelihood (continuous RoboMD)",
-        description="Embeds each text at the nominal scene (or with images of its own scene, "
-                    "--scene) with the failure embedding trained by `robomd embed train`, "
-                    "trains (once per seed, cached) PPO in the embedding space on the known "
-                    "embeddings (Algorithm 2, no rollouts), and ranks the "
-                    "texts by the policy's log density at the nominal scene (Eq. 4). Prints the "
+        description="Embeds each text at the nominal scene (or with images of its own scene: "
+                    "--scene, --render) with the failure embedding trained by `robomd embed "
+                    "train`, trains (once per seed, cached) PPO in the embedding space on the "
+                    "known embeddings (Algorithm 2, no rollouts), and ranks the texts by the "
+                    "policy's log density at the nominal scene (Eq. 4). Prints the "
                     "reliability (distance to the nearest known embedding) beside each and warns "
                     "when it is far. Deterministic for a fixed --seed.")
     p.add_argument("texts", nargs="*", metavar="TEXT",
@@ -69,12 +69,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"robomd query: error: --scene: {exc}", file=sys.stderr)
             return 2
     texts = list(dict.fromkeys([*args.texts, *scenes]))
-    if args.render is not None:
-        try:
-            texts = _render(args.render, args.campaign, texts, scenes)
-        except ValueError as exc:
-            print(f"robomd query: error: --render: {exc}", file=sys.stderr)
-            return 2
     if not texts:
         print("robomd query: error: give at least one TEXT (or --scene TEXT=PATH)",
               file=sys.stderr)
@@ -86,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"robomd query: error: {exc} (train with `robomd embed train --data "
               f"{args.campaign} --out {model}`)", file=sys.stderr)
         return 2
+    if args.render is not None:
+        try:
+            texts = _render(args.render, args.campaign, texts, scenes)
+        except ValueError as exc:
+            print(f"robomd query: error: --render: {exc}", file=sys.stderr)
+            return 2
     try:
         rows = rank_texts(embedder, agent, texts, [scenes.get(t) for t in texts])
     except ValueError as exc:
@@ -127,10 +127,8 @@ def _render(catalog_path: Path, data: Path, texts: list[str],
         raise ValueError(f"{unknown} are neither names nor texts of {catalog_path}; give their "
                          "scene with --scene TEXT=PATH")
     ranked = [t if t in scenes else catalog[name_of[t]].text for t in texts]
-    todo = {t: name_of[t] for t in texts if t not in scenes}
-    print(f"rendering {len(set(todo.values()))} scene(s) x {NOMINAL_IMAGES} seeds",
-          file=sys.stderr)
-    names = list(dict.fromkeys(todo.values()))
+    names = list(dict.fromkeys(name_of[t] for t in texts if t not in scenes))
+    print(f"rendering {len(names)} scene(s) x {NOMINAL_IMAGES} seeds", file=sys.stderr)
     images = render_scenes(open_source(data), catalog, names, NOMINAL_IMAGES)
     for name in names:
         scenes[catalog[name].text] = images[name]
