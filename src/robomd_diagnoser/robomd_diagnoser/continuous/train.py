@@ -166,9 +166,9 @@ def build_known(embedder: FailureEmbedder, dataset: RolloutDataset) -> KnownEmbe
     seen = sorted(set(dataset.texts))
     if embedder.config.use_text:
         queries = text_embeddings(embedder, seen, nominal_images)
-    else:  # image only: queries come with their scene, so do the seen ones
+    else:  # image only: queries come with their scene, so do the seen ones (already in E)
         texts = np.asarray(dataset.texts)
-        queries = scene_embeddings(embedder, seen, [dataset.images[texts == t] for t in seen])
+        queries = normalised_means([emb[texts == t] for t in seen])
     known.nominal = text_embeddings(embedder, [NOMINAL_TEXT], nominal_images)[0]
     known.reliability_threshold = float(known.nearest(queries)[1].max())
     return known
@@ -200,7 +200,15 @@ def scene_embeddings(embedder: FailureEmbedder, texts: list[str],
     emb, _ = embedder.embed(np.concatenate(scenes),
                             [t for t, s in zip(texts, scenes, strict=True) for _ in range(len(s))])
     ends = np.cumsum([len(s) for s in scenes])
-    mean = np.stack([part.mean(axis=0) for part in np.split(emb, ends[:-1])])
+    return normalised_means(np.split(emb, ends[:-1]))
+
+
+def normalised_means(groups: list[np.ndarray]) -> np.ndarray:
+    """The unit-norm mean embedding of each group, (len(groups), D) float32.
+
+    :param groups: per group, (K_i, D) embeddings.
+    """
+    mean = np.stack([g.mean(axis=0) for g in groups])
     return (mean / np.linalg.norm(mean, axis=1, keepdims=True)).astype(np.float32)
 
 
