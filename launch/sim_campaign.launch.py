@@ -2,15 +2,15 @@
 
     ros2 launch launch/sim_campaign.launch.py campaign:=config/campaigns/lift_bc.yaml
 
-Both nodes take their parameters from the campaign YAML (robomd_diagnoser.bringup maps it to node
-parameters; ``robomd bringup`` starts the same graph without ros2 launch). Discovery stays on
+Both nodes take their parameters from the campaign YAML (robomd_diagnoser.ros.bringup maps it to
+node parameters; ``robomd bringup`` starts the same graph without ros2 launch). Discovery stays on
 localhost in ROS domain 77, so a simulated campaign never reaches a robot's nodes.
 """
 
 from launch.actions import SetEnvironmentVariable
 
 from launch import LaunchDescription
-from robomd_diagnoser.bringup import SIM_ENV
+from robomd_diagnoser.ros.bringup import SIM_ENV
 from robomd_diagnoser.ros.launch_support import campaign_arguments, campaign_nodes
 
 

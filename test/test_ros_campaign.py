@@ -12,10 +12,10 @@ import yaml
 
 rclpy = pytest.importorskip("rclpy")
 
-from robomd_diagnoser.bringup import Graph, sim_campaign_nodes  # noqa: E402
 from robomd_diagnoser.campaign import STORE_FILE  # noqa: E402
 from robomd_diagnoser.config import load_campaign  # noqa: E402
 from robomd_diagnoser.ros.bag import read_bag  # noqa: E402
+from robomd_diagnoser.ros.bringup import Graph, sim_campaign_nodes  # noqa: E402
 from robomd_diagnoser.store import RolloutStore  # noqa: E402
 
 

@@ -33,9 +33,36 @@ setup(
     extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
-            "robomd = robomd_diagnoser.cli:main",
+            "robomd = robomd_diagnoser.cli.main:main",
             "interface_echo = robomd_diagnoser.ros.interface_check:echo_main",
-            "diagnoser_node = robomd_diagnoser.diagnoser_node:main",
+            "diagnoser_node = robomd_diagnoser.ros.diagnoser_node:main",
+        ],
+        # Plug-ins (robomd_diagnoser.plugins); sibling packages add theirs in their setup.py.
+        "robomd.worlds": ["table = robomd_diagnoser.table_world:build_table_world"],
+        "robomd.policies": [
+            "bc = robomd_diagnoser.learning.bc_policy:bc_kind",
+            "torchscript = robomd_diagnoser.policy:torchscript_kind",
+            "module = robomd_diagnoser.policy:module_kind",
+        ],
+        # robomd subcommands, in `robomd --help` order.
+        "robomd.commands": [
+            "diagnose = robomd_diagnoser.cli.diagnose",
+            "report = robomd_diagnoser.cli.report",
+            "bringup = robomd_diagnoser.cli.bringup",
+            "sweep = robomd_diagnoser.cli.sweep",
+            "train-bc = robomd_diagnoser.cli.train_bc",
+            "eval-policy = robomd_diagnoser.cli.eval_policy",
+            "finetune = robomd_diagnoser.cli.finetune",
+            "embed = robomd_diagnoser.cli.embed",
+            "query = robomd_diagnoser.cli.query",
+            "bench = robomd_diagnoser.cli.bench",
+            "check-interfaces = robomd_diagnoser.cli.check_interfaces",
+        ],
+        "robomd.bench": [
+            "diagnose = robomd_diagnoser.cli.bench.diagnose",
+            "ros = robomd_diagnoser.cli.bench.ros",
+            "continuous = robomd_diagnoser.cli.bench.continuous",
+            "finetune = robomd_diagnoser.cli.bench.finetune",
         ],
     },
 )

@@ -23,5 +23,12 @@ setup(
     extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": ["sim_bridge_node = robomd_sim_bridge.sim_bridge_node:main"],
+        # Plug-ins of robomd_diagnoser (robomd_diagnoser.plugins).
+        "robomd.worlds": ["sim = robomd_sim_bridge.plugins:build_world"],
+        "robomd.policies": ["expert = robomd_sim_bridge.plugins:expert"],
+        "robomd.weights": ["lift = robomd_sim_bridge.plugins:lift_bc_weights"],
+        "robomd.demonstrators": ["sim = robomd_sim_bridge.plugins:collect_expert_demos"],
+        "robomd.commands": ["collect-demos = robomd_sim_bridge.cli.collect_demos"],
+        "robomd.bench": ["sim = robomd_sim_bridge.cli.bench_sim"],
     },
 )

@@ -27,5 +27,11 @@ setup(
             "success_detector_node = robomd_ur5e.success_detector_node:main",
             "operator_prompt_node = robomd_ur5e.operator_prompt_node:main",
         ],
+        # Plug-ins of robomd_diagnoser (robomd_diagnoser.plugins).
+        "robomd.worlds": ["real = robomd_ur5e.bringup:in_process_world"],
+        "robomd.commands": [
+            "bringup-ur5e = robomd_ur5e.cli.bringup_ur5e",
+            "operator = robomd_ur5e.cli.operator",
+        ],
     },
 )

@@ -32,7 +32,8 @@ stops the agent."""
 
 
 class Agent(ABC):
-    """A diagnosing agent: acts in a vectorised :class:`~robomd_diagnoser.env.DiagnosisEnv`."""
+    """A diagnosing agent: acts in a vectorised
+    :class:`~robomd_diagnoser.diagnosis_env.DiagnosisEnv`."""
 
     kind: str = ""
 

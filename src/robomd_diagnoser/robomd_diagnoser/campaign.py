@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from robomd_diagnoser.agents import StepHook, make_agent
-from robomd_diagnoser.analysis import Diagnosis, GroundTruth, diagnose, load_ground_truth
+from robomd_diagnoser.agents import Agent, StepHook, make_agent
+from robomd_diagnoser.analysis import Diagnosis, GroundTruth, diagnose
 from robomd_diagnoser.catalog import load_catalog
 from robomd_diagnoser.config import CampaignConfig, ConfigError
-from robomd_diagnoser.env import KEY_PREFIX, DiagnosisEnv, ObservationCache, rollout_seed
+from robomd_diagnoser.diagnosis_env import KEY_PREFIX, DiagnosisEnv, ObservationCache, rollout_seed
 from robomd_diagnoser.store import RolloutRecord, RolloutStore
 from robomd_diagnoser.world import World
 
@@ -50,26 +50,12 @@ class CampaignError(RuntimeError):
 
 
 def build_world(config: CampaignConfig) -> World:
-    """The world a campaign config describes (sim: robosuite, imported here; table: synthetic).
+    """The world a campaign config describes, built by its world type's plug-in.
 
     :param config: the campaign.
+    :raises PluginError: if no installed package provides the campaign's world type.
     """
-    if config.world.type == "real":
-        raise ConfigError(f"{config.source}: world type 'real' runs on a robot through the ROS 2 "
-                          "graph; start it with `robomd bringup-ur5e` or `ros2 launch robomd_ur5e "
-                          "diagnose.launch.py`, not in-process")
-    catalog = load_catalog(config.catalog)
-    if config.world.type == "table":
-        from robomd_diagnoser.table_world import TableWorld
-
-        truth = load_ground_truth(config.world.failure_rates)
-        return TableWorld(catalog, truth.rates, nominal_rate=truth.nominal or 0.0,
-                          image_size=config.world.image_size,
-                          rollout_seconds=config.world.rollout_seconds)
-    from robomd_diagnoser.executor import WorldSpec
-
-    return WorldSpec(str(config.catalog), config.policy, robot=config.world.robot,
-                     camera_size=config.world.camera_size, horizon=config.world.horizon).build()
+    return config.world.build()
 
 
 @dataclass(frozen=True)
@@ -156,6 +142,21 @@ class CampaignResult:
     replayed: int
 
 
+def nominal_failure_likelihood(agent: Agent, venv: Any, seed: int, samples: int) -> np.ndarray:
+    """P_fail (Eq. 3): the agent's failure likelihood at the nominal scene, averaged over the
+    first ``samples`` nominal observations of environment 0.
+
+    :param agent: the trained agent.
+    :param venv: the campaign's vectorised environments.
+    :param seed: the campaign seed.
+    :param samples: nominal scenes to average.
+    """
+    seeds = [rollout_seed(seed, 0, i, 0, -1) for i in range(samples)]
+    nominal = np.stack([venv.env_method("nominal_observation", s, indices=[0])[0]
+                        for s in seeds])
+    return agent.failure_likelihood(nominal)
+
+
 def _make_venv(config: CampaignConfig, out_dir: Path,
                world_factory: Callable[[int], World] | None) -> Any:
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
@@ -222,10 +223,7 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
                     return on_progress(done, infos) if on_progress else True
 
                 agent.run(venv, config.budget, on_step)
-            seeds = [rollout_seed(config.seed, 0, i, 0, -1) for i in range(config.nominal_samples)]
-            nominal = np.stack([venv.env_method("nominal_observation", s, indices=[0])[0]
-                                for s in seeds])
-            p = agent.failure_likelihood(nominal)
+            p = nominal_failure_likelihood(agent, venv, config.seed, config.nominal_samples)
         finally:
             venv.close()
         agent.save(out_dir / "agent")

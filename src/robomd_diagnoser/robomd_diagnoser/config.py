@@ -32,16 +32,27 @@ YAML layout (every key but ``task`` has a default)::
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from robomd_diagnoser.paths import find_config
 
+if TYPE_CHECKING:
+    from robomd_diagnoser.catalog import Catalog
+    from robomd_diagnoser.world import World
+
 AGENT_TYPES = ("ppo", "a2c", "uniform", "thompson")
 WORLD_TYPES = ("sim", "table", "real")
+#: Robots the simulated worlds support.
+ROBOTS = ("UR5e", "Panda")
+#: Image sizes a world may use: the agent's CNN needs at least MIN_IMAGE pixels.
+MIN_IMAGE, MAX_IMAGE = 36, 512
+MAX_HORIZON = 100_000
 RL_AGENTS = ("ppo", "a2c")
 
 #: Hyper-parameters each agent type accepts, with their defaults. PPO's are the paper's
@@ -68,14 +79,21 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class WorldConfig:
-    """Which world the campaign rolls out in.
+class WorldSettings:
+    """The one validated description of a world: what a campaign rolls out in, what a sim bridge
+    node serves and what each worker of a job pool builds (it is picklable and callable).
 
     :param type: ``sim`` (robosuite, the product), ``table`` (synthetic Bernoulli replay of
         measured failure rates; for tests and benchmarks only) or ``real`` (a robot behind the
-        ROS 2 contract; runs only through the ROS graph).
-    :param robot: sim robot.
-    :param camera_size: sim camera size (the policy's and the agent's image).
+        ROS 2 contract; runs only through the ROS graph). The implementation is the plug-in
+        registered under this name in the ``robomd.worlds`` entry-point group.
+    :param catalog: path of the perturbation catalog YAML (its ``task`` picks the scene), or the
+        catalog itself (a sweep's stored catalog).
+    :param policy: the policy spec under test (``bc``, ``expert``, ``torchscript:<path>``...);
+        empty for a world that only shows scenes (nothing is rolled out).
+    :param robot: sim robot, one of :data:`ROBOTS`.
+    :param camera: sim scene camera name.
+    :param camera_size: sim camera size (the policy's and the agent's image), pixels.
     :param horizon: control steps per rollout.
     :param videos: sim only: keep an MP4 of every rollout (linked from the report).
     :param failure_rates: table only: path of a ``failure_rates.json``.
@@ -84,13 +102,66 @@ class WorldConfig:
     """
 
     type: str = "sim"
+    catalog: str | Catalog = ""
+    policy: str = "bc"
     robot: str = "UR5e"
+    camera: str = "agentview"
     camera_size: int = 84
     horizon: int = 150
     videos: bool = False
     failure_rates: str | None = None
     image_size: int = 36
     rollout_seconds: float = 0.0
+
+    def check(self, field_name: Callable[[str], str] = lambda f: f"world.{f}") -> WorldSettings:
+        """Validate the values (the same rules wherever the settings come from); return self.
+
+        :param field_name: how a field is named in messages (``campaign.world.camera_size``,
+            ``parameter camera_size``...).
+        :raises ConfigError: naming the field and what is accepted.
+        """
+        if self.type not in WORLD_TYPES:
+            raise ConfigError(f"{field_name('type')}: unknown {self.type!r}; use one of "
+                              f"{', '.join(WORLD_TYPES)}")
+        for key, lo, hi in (("camera_size", MIN_IMAGE, MAX_IMAGE),
+                            ("image_size", MIN_IMAGE, MAX_IMAGE), ("horizon", 1, MAX_HORIZON)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ConfigError(f"{field_name(key)}: {value!r} is out of range; use an integer "
+                                  f"in {lo}..{hi}" + (" (the agent's CNN needs at least "
+                                                      f"{MIN_IMAGE} pixels)" if lo == MIN_IMAGE
+                                                      else ""))
+        if self.robot not in ROBOTS:
+            raise ConfigError(f"{field_name('robot')}: {self.robot!r} is not a supported robot; "
+                              f"use one of {', '.join(ROBOTS)}")
+        if not isinstance(self.policy, str):
+            raise ConfigError(f"{field_name('policy')}: a policy spec such as 'bc' or 'expert', "
+                              f"got {self.policy!r}")
+        if not math.isfinite(self.rollout_seconds) or not 0 <= self.rollout_seconds <= 3600:
+            raise ConfigError(f"{field_name('rollout_seconds')}: use a number in 0..3600, got "
+                              f"{self.rollout_seconds!r}")
+        if self.type == "table" and not self.failure_rates:
+            raise ConfigError(f"{field_name('failure_rates')}: a table world needs the path of a "
+                              "failure_rates.json (the output of `robomd sweep`)")
+        return self
+
+    def load_catalog(self) -> Catalog:
+        """The catalog: :attr:`catalog` itself, or the file it names, loaded."""
+        from robomd_diagnoser.catalog import Catalog, load_catalog
+
+        return self.catalog if isinstance(self.catalog, Catalog) else load_catalog(self.catalog)
+
+    def build(self) -> World:
+        """Build the world with the plug-in registered for :attr:`type` (imported here).
+
+        :raises PluginError: if no installed package provides that world type.
+        """
+        from robomd_diagnoser.plugins import WORLDS, load
+
+        return load(WORLDS, self.type, "world type")(self)
+
+    def __call__(self) -> World:
+        return self.build()
 
 
 @dataclass(frozen=True)
@@ -124,9 +195,7 @@ class CampaignConfig:
 
     name: str
     task: str
-    catalog: Path
-    world: WorldConfig
-    policy: str
+    world: WorldSettings
     agent: AgentConfig
     budget: int
     max_perturbations: int
@@ -140,6 +209,16 @@ class CampaignConfig:
     source: str = "<memory>"
 
     @property
+    def catalog(self) -> Path:
+        """The perturbation catalog file (``world.catalog``)."""
+        return Path(self.world.catalog)
+
+    @property
+    def policy(self) -> str:
+        """The policy spec under test (``world.policy``)."""
+        return self.world.policy
+
+    @property
     def episode_cap(self) -> int:
         """Perturbations per episode: ``max_perturbations`` for RL agents, 1 for the baselines."""
         return self.max_perturbations if self.agent.type in RL_AGENTS else 1
@@ -147,7 +226,11 @@ class CampaignConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (paths as strings)."""
         data = asdict(self)
-        data["catalog"] = str(self.catalog)
+        world = data.pop("world")
+        data["catalog"] = world.pop("catalog")
+        data["policy"] = world.pop("policy")
+        world.pop("camera")  # not a campaign setting: sim campaigns use the default camera
+        data["world"] = world
         data["output"] = str(self.output)
         data["agent"] = {"type": self.agent.type, **self.agent.params}
         data.pop("source")
@@ -218,7 +301,7 @@ def _resolve(path: str, base: Path | None, where: str) -> Path:
                       "and config/); give a path relative to config/ or an absolute path")
 
 
-def _world(data: Any, base: Path | None) -> WorldConfig:
+def _world(data: Any, base: Path | None, catalog: Path, policy: Any) -> WorldSettings:
     where = "campaign.world"
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {data!r}")
@@ -226,7 +309,12 @@ def _world(data: Any, base: Path | None) -> WorldConfig:
     if wtype not in WORLD_TYPES:
         raise ConfigError(f"{where}.type: unknown {wtype!r}; use one of {', '.join(WORLD_TYPES)}")
     data = _mapping(data, where, _WORLD_KEYS[wtype])
-    kw: dict[str, Any] = {"type": wtype}
+    if policy is None:
+        policy = "bc" if wtype == "sim" else "table"
+    if not isinstance(policy, str) or not policy.strip():
+        raise ConfigError(f"campaign.policy: a policy spec such as 'bc' or 'expert', got "
+                          f"{policy!r}")
+    kw: dict[str, Any] = {"type": wtype, "catalog": str(catalog), "policy": policy}
     for key in ("camera_size", "horizon", "image_size"):
         if key in data:
             kw[key] = _number(data[key], f"{where}.{key}", int, 1)
@@ -241,19 +329,11 @@ def _world(data: Any, base: Path | None) -> WorldConfig:
     if "rollout_seconds" in data:
         kw["rollout_seconds"] = _number(data["rollout_seconds"], f"{where}.rollout_seconds",
                                         float, 0)
-    if wtype == "table":
-        if "failure_rates" not in data:
-            raise ConfigError(f"{where}.failure_rates: a table world needs the path of a "
-                              "failure_rates.json (the output of `robomd sweep`)")
+    if wtype == "table" and "failure_rates" in data:
         kw["failure_rates"] = str(_resolve(str(data["failure_rates"]), base,
                                            f"{where}.failure_rates"))
-        if kw.get("image_size", 36) < 36:
-            raise ConfigError(f"{where}.image_size: the CNN needs at least 36 pixels, got "
-                              f"{kw['image_size']}")
-    elif kw.get("camera_size", 84) < 36:
-        raise ConfigError(f"{where}.camera_size: the agent's CNN needs at least 36 pixels, got "
-                          f"{kw['camera_size']}")
-    return WorldConfig(**kw)
+    return WorldSettings(**kw).check(lambda f: "campaign.policy" if f == "policy"
+                                     else f"{where}.{f}")
 
 
 def _agent(data: Any) -> AgentConfig:
@@ -302,11 +382,7 @@ def parse_campaign(data: Any, source: str = "<memory>", base: Path | None = None
     if not isinstance(name, str) or not name:
         raise ConfigError(f"campaign.name: a non-empty string, got {name!r}")
     catalog = _resolve(str(data.get("catalog", f"catalogs/{task}.yaml")), base, "campaign.catalog")
-    world = _world(data.get("world"), base)
-    policy = data.get("policy", "bc" if world.type == "sim" else "table")
-    if not isinstance(policy, str) or not policy:
-        raise ConfigError(f"campaign.policy: a policy spec such as 'bc' or 'expert', got "
-                          f"{policy!r}")
+    world = _world(data.get("world"), base, catalog, data.get("policy"))
     rewards_raw = _mapping(data.get("rewards"), "campaign.rewards", {"failure", "success_per_step"})
     rewards = RewardConfig(
         failure=_number(rewards_raw.get("failure", 1.0), "campaign.rewards.failure", float, 0,
@@ -321,7 +397,7 @@ def parse_campaign(data: Any, source: str = "<memory>", base: Path | None = None
     output = data.get("output", f"runs/{name}")
     if not isinstance(output, str) or not output:
         raise ConfigError(f"campaign.output: a directory path, got {output!r}")
-    return CampaignConfig(name=name, task=task, catalog=catalog, world=world, policy=policy,
+    return CampaignConfig(name=name, task=task, world=world,
                           agent=_agent(data.get("agent")), rewards=rewards,
                           output=Path(output).expanduser(), source=source, **ints)
 

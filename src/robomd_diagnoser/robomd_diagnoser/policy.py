@@ -10,10 +10,15 @@ Actions are (7,) float arrays: end-effector position delta (3), rotation delta (
 A policy may set ``uses_image = False`` to tell the world it does not need camera frames (the
 world may then skip rendering); policies without the attribute are given images.
 
-Policy specs understood by :func:`load_policy`:
+Policy specs (:func:`make_policy`) are ``kind`` or ``kind:argument``; each kind is a plug-in of
+the ``robomd.policies`` entry-point group (:mod:`robomd_diagnoser.plugins`). This package's:
     ``torchscript:<path>``        a TorchScript file (see :class:`TorchScriptPolicy`)
-    ``module:<pkg.mod:factory>``  a Python factory returning a policy or a callable obs -> action
-    ``bc:<path>``                 weights of :mod:`robomd_diagnoser.bc`'s vision BC model
+    ``module:<pkg.mod:factory>``  a Python factory returning a policy or a callable obs -> action;
+                                  its code runs in this process, so a spec is trusted input
+    ``bc:<path>``                 weights of the vision BC model (:mod:`robomd_diagnoser.learning`)
+    ``bc``                        the BC weights a package ships for the world's task
+                                  (``robomd.weights``)
+``robomd_sim_bridge`` adds ``expert`` (its scripted controllers).
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ Observation = dict[str, np.ndarray]
 ACTION_DIM = 7
 #: The observation keys handed to learned policies (privileged simulator keys are not).
 POLICY_KEYS = ("image", "eef_pos", "gripper")
-SPEC_KINDS = ("torchscript", "module", "bc")
 
 
 @runtime_checkable
@@ -170,21 +174,37 @@ def load_module_policy(target: str) -> RolloutPolicy:
                       "return an object with reset() and act(obs), or a callable obs -> action")
 
 
-def load_policy(spec: str, device: str = "cpu") -> RolloutPolicy:
-    """Resolve a policy spec (``torchscript:<path>``, ``module:<pkg.mod:factory>``, ``bc:<path>``).
+def torchscript_kind(arg: str, world: object | None, device: str) -> RolloutPolicy:
+    """Policy kind ``torchscript:<path>`` (registered in ``robomd.policies``)."""
+    return TorchScriptPolicy(arg, device)
 
-    :param spec: the spec string; see the module docstring.
+
+def module_kind(arg: str, world: object | None, device: str) -> RolloutPolicy:
+    """Policy kind ``module:<pkg.mod:factory>`` (registered in ``robomd.policies``).
+
+    The factory's code runs in this process: a policy spec is trusted input, like a Python path.
+    """
+    return load_module_policy(arg)
+
+
+def make_policy(spec: str, world: object | None = None, device: str = "cpu") -> RolloutPolicy:
+    """Resolve a policy spec ``kind`` or ``kind:arg`` through the ``robomd.policies`` plug-ins.
+
+    :param spec: e.g. ``bc``, ``expert``, ``bc:<weights>``, ``torchscript:<path>``,
+        ``module:<pkg.mod:factory>``; the installed kinds are listed in the error for another.
+    :param world: the world the policy will act in (some kinds read its task, camera size or
+        privileged state); None where there is none (the real robot's executor).
     :param device: torch device for learned policies.
     :raises PolicyError: for an unknown kind, a missing or corrupt file, or a bad target.
     """
-    kind, sep, rest = spec.partition(":")
-    if not sep or kind not in SPEC_KINDS or not rest:
-        raise PolicyError(f"policy spec {spec!r}: use one of torchscript:<path>, "
-                          "module:<pkg.mod:factory>, bc:<path to weights>")
-    if kind == "torchscript":
-        return TorchScriptPolicy(rest, device)
-    if kind == "module":
-        return load_module_policy(rest)
-    from robomd_diagnoser.bc import BCPolicy
+    from robomd_diagnoser.plugins import POLICIES, PluginError, load
 
-    return BCPolicy.from_file(rest, device)
+    kind, sep, arg = spec.partition(":")
+    if not kind or (sep and not arg):
+        raise PolicyError(f"policy spec {spec!r}: use kind or kind:argument, e.g. bc, expert, "
+                          "bc:<weights>, torchscript:<path>, module:<pkg.mod:factory>")
+    try:
+        factory = load(POLICIES, kind, "policy kind")
+    except PluginError as exc:
+        raise PolicyError(f"policy spec {spec!r}: {exc}") from None
+    return factory(arg, world, device)

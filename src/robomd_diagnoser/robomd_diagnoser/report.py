@@ -23,7 +23,7 @@ import numpy as np
 from robomd_diagnoser.analysis import GroundTruth, diagnose
 from robomd_diagnoser.campaign import RESULT_FILE, STORE_FILE
 from robomd_diagnoser.catalog import parse_catalog
-from robomd_diagnoser.env import KEY_PREFIX
+from robomd_diagnoser.diagnosis_env import KEY_PREFIX
 from robomd_diagnoser.store import RolloutStore
 
 #: Written by the diagnoser node: which transport and nodes served a campaign run over ROS 2.

@@ -11,13 +11,14 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from robomd_diagnoser.catalog import Catalog, CatalogError
-from robomd_diagnoser.executor import RolloutExecutor, RolloutJob
+from robomd_diagnoser.jobs import RolloutJob
+from robomd_diagnoser.pools import JobPool, WorldFactory, make_pool
 from robomd_diagnoser.stats import FailureRate, failure_rates
 from robomd_diagnoser.store import RolloutStore
 
@@ -112,12 +113,12 @@ def sweep_jobs(catalog: Catalog, rollouts: int, seed: int, max_steps: int,
             for i in range(rollouts) for name, perts in sets]
 
 
-def run_jobs(store: RolloutStore, executor: RolloutExecutor, jobs: Iterable[RolloutJob],
+def run_jobs(store: RolloutStore, pool: JobPool, jobs: Iterable[RolloutJob],
              limit: int | None = None, progress: bool = True) -> int:
     """Run the jobs whose keys are not yet stored, storing each result as it arrives.
 
     :param store: where results go (and what is already done).
-    :param executor: runs the jobs.
+    :param pool: runs the jobs.
     :param jobs: all jobs of the run, finished or not.
     :param limit: run at most this many new jobs (the rest on a later run).
     :param progress: show a progress bar on stderr.
@@ -132,7 +133,7 @@ def run_jobs(store: RolloutStore, executor: RolloutExecutor, jobs: Iterable[Roll
     ran = 0
     with tqdm(total=len(jobs), initial=len(jobs) - len(missing), unit="rollout",
               desc="rollouts", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
-        for res in executor.map_unordered(todo):
+        for res in pool.map_unordered(todo):
             store.add(res.to_record(store.directory))
             ran += 1
             bar.update(1)
@@ -235,3 +236,69 @@ def _plot(rows: list[SweepRow], path: Path, info: dict[str, Any]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What :func:`run_sweep` did.
+
+    :param rows: the failure-rate table, nominal first.
+    :param jobs: rollouts the whole sweep has.
+    :param stored_before: of those, stored before this run.
+    :param ran: rollouts run now.
+    :param complete: every rollout of the sweep is stored.
+    :param reports: the files written.
+    """
+
+    rows: list[SweepRow]
+    jobs: int
+    stored_before: int
+    ran: int
+    complete: bool
+    reports: list[Path]
+
+
+def run_sweep(out: Path, settings: SweepSettings, catalog: Catalog, world: WorldFactory,
+              rollouts: int, *, workers: int = 1, limit: int | None = None,
+              videos: bool = False, progress: bool = True, info: dict[str, Any] | None = None,
+              check_store: Callable[[RolloutStore], None] | None = None,
+              on_plan: Callable[[int, int], None] | None = None) -> SweepOutcome:
+    r"""A whole sweep: jobs, store check, a job pool of ``world``\ s, the table and the reports.
+
+    Resumable: rollouts already stored in ``out/rollouts.sqlite`` are not run again, and a store
+    of a sweep with other settings is refused.
+
+    :param out: the sweep's directory.
+    :param settings: what decides the outcomes (checked against a resumed store).
+    :param catalog: the perturbations to sweep.
+    :param world: picklable world factory (e.g. a :class:`~robomd_diagnoser.config.WorldSettings`).
+    :param rollouts: repetitions per perturbation and of the nominal scene.
+    :param workers: parallel worlds.
+    :param limit: run at most this many new rollouts now.
+    :param videos: keep each rollout's MP4 under ``out/videos``.
+    :param progress: show a progress bar on stderr.
+    :param info: run description for the reports (``complete`` is added).
+    :param check_store: further checks of the opened store (e.g. the weights it was run with).
+    :param on_plan: called with (rollouts in the sweep, already stored) before any runs.
+    :raises SweepError: if ``out`` holds a sweep with other settings.
+    :raises RolloutJobError: if a rollout raises in its world (finished ones stay stored).
+    """
+    jobs = sweep_jobs(catalog, rollouts, settings.seed, settings.horizon,
+                      out / "videos" if videos else None)
+    with RolloutStore(out / "rollouts.sqlite") as store:
+        check_settings(store, settings)
+        if check_store is not None:
+            check_store(store)
+        done = store.keys()
+        missing = sum(j.key not in done for j in jobs)
+        if on_plan is not None:
+            on_plan(len(jobs), len(jobs) - missing)
+        to_run = missing if limit is None else min(missing, limit)
+        ran = 0
+        if to_run:
+            with make_pool(world, min(workers, to_run)) as pool:
+                ran = run_jobs(store, pool, jobs, limit, progress=progress)
+        rows = sweep_table(store, catalog, rollouts)
+        complete = all(store.has(j.key) for j in jobs)
+    reports = write_reports(rows, out, {**(info or {}), "complete": complete})
+    return SweepOutcome(rows, len(jobs), len(jobs) - missing, ran, complete, reports)

@@ -18,11 +18,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from robomd_diagnoser.catalog import Catalog
 from robomd_diagnoser.world import Outcome, RolloutResult, RolloutStatus, StepCallback
+
+if TYPE_CHECKING:
+    from robomd_diagnoser.config import WorldSettings
 
 
 class TableWorld:
@@ -118,3 +122,14 @@ class TableWorld:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def build_table_world(settings: WorldSettings) -> TableWorld:
+    """The ``table`` world type: replays the failure rates of ``settings.failure_rates``."""
+    from robomd_diagnoser.analysis import load_ground_truth
+    from robomd_diagnoser.catalog import load_catalog
+
+    truth = load_ground_truth(settings.failure_rates)
+    return TableWorld(load_catalog(settings.catalog), truth.rates,
+                      nominal_rate=truth.nominal or 0.0, image_size=settings.image_size,
+                      rollout_seconds=settings.rollout_seconds)

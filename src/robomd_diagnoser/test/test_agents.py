@@ -9,7 +9,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from robomd_diagnoser.agents import RLAgent, ThompsonAgent, UniformAgent, make_agent
 from robomd_diagnoser.config import AGENT_PARAMS, AgentConfig
-from robomd_diagnoser.env import DiagnosisEnv
+from robomd_diagnoser.diagnosis_env import DiagnosisEnv
 from robomd_diagnoser.table_world import TableWorld
 
 ONE_BAD = {"a": 0.0, "b": 0.0, "c": 1.0, "d": 0.0, "e": 0.0}

@@ -86,7 +86,7 @@ def test_without_matches_loading_with_exclude(tmp_path):
 
 
 def test_bench_folds_hold_each_perturbation_out_once():
-    from robomd_diagnoser.commands.bench_continuous import folds_of
+    from robomd_diagnoser.benchmarks.continuous import folds_of
 
     names = [f"p{i}" for i in range(21)]
     folds = folds_of(names, 3, seed=0)
@@ -97,7 +97,7 @@ def test_bench_folds_hold_each_perturbation_out_once():
 
 
 def test_group_baseline_predicts_from_the_same_kind_and_target():
-    from robomd_diagnoser.commands.bench_continuous import group_baseline
+    from robomd_diagnoser.benchmarks.continuous import group_baseline
 
     rates = {"table_red": 1.0, "table_blue": 0.6, "cube_red": 0.0, "cube_green": 0.2}
     pred = group_baseline(catalog(), rates, ["table_blue", "cube_green"], ["table_red", "cube_red"])
@@ -119,7 +119,7 @@ def test_images_of_a_set_are_its_samples_pre_rollout_scenes(tmp_path):
 def test_bench_keeps_the_fold_models_of_each_setting_apart():
     from dataclasses import replace
 
-    from robomd_diagnoser.commands.bench_continuous import settings_key
+    from robomd_diagnoser.benchmarks.continuous import settings_key
     from robomd_diagnoser.continuous.model import EmbedderConfig
     from robomd_diagnoser.continuous.train import TrainSettings
 

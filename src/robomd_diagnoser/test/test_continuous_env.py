@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robomd_diagnoser.continuous.env import (
+from robomd_diagnoser.continuous.embedding_env import (
     ContinuousReward,
     EmbeddingEnv,
     KnownEmbeddings,

@@ -73,7 +73,8 @@ def test_missing_local_weights_fail_with_a_clear_message(tmp_path):
 
 
 def _bc_weights(path, size: int = 24):
-    from robomd_diagnoser.bc import BCNet, save_bc
+    from robomd_diagnoser.learning.model import BCNet
+    from robomd_diagnoser.learning.weights import save_bc
 
     torch.manual_seed(0)
     net = BCNet((4, 4), hidden=8)
@@ -131,7 +132,7 @@ def test_bc_backbone_needs_readable_bc_weights(tmp_path):
 def test_bc_backbone_weights_default_to_the_datas_policy(policy, expected):
     import argparse
 
-    from robomd_diagnoser.commands.embed import add_model_args, model_from_args
+    from robomd_diagnoser.cli.embed import add_model_args, model_from_args
 
     parser = argparse.ArgumentParser()
     add_model_args(parser)

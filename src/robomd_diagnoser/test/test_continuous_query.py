@@ -9,7 +9,7 @@ import pytest
 import yaml
 from continuous_fixtures import SEEDS, TINY, catalog, image, make_sweep
 
-from robomd_diagnoser.cli import main
+from robomd_diagnoser.cli.main import main
 from robomd_diagnoser.continuous.agent import AgentSettings, EmbeddingAgent
 from robomd_diagnoser.continuous.dataset import load_dataset
 from robomd_diagnoser.continuous.model import EmbedderConfig

@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from robomd_diagnoser.config import RewardConfig
-from robomd_diagnoser.env import DiagnosisEnv, ObservationCache, ReplayError, rollout_key
+from robomd_diagnoser.diagnosis_env import DiagnosisEnv, ObservationCache, ReplayError, rollout_key
 from robomd_diagnoser.table_world import TableWorld
 from robomd_diagnoser.world import RolloutStatus
 

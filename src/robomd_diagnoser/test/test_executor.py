@@ -12,15 +12,8 @@ import numpy as np
 import pytest
 
 from robomd_diagnoser.catalog import Catalog, Perturbation
-from robomd_diagnoser.executor import (
-    InProcessExecutor,
-    JobResult,
-    LocalPoolExecutor,
-    RolloutJob,
-    RolloutJobError,
-    make_executor,
-    run_job,
-)
+from robomd_diagnoser.jobs import JobResult, RolloutJob, RolloutJobError, run_job
+from robomd_diagnoser.pools import InProcessPool, LocalPool, make_pool
 from robomd_diagnoser.world import Outcome, RolloutResult, RolloutStatus, World
 
 CATALOG = Catalog("fake", (Perturbation("red", "Make it red", "color", "cube", (1, 0, 0, 1)),
@@ -70,7 +63,7 @@ class FakeWorld:
 
 @dataclass(frozen=True)
 class FakeFactory:
-    """Picklable world factory, as :class:`WorldSpec` is for the real world."""
+    """Picklable world factory, as :class:`WorldSettings` is for the real world."""
 
     delay: float = 0.0
 
@@ -125,7 +118,7 @@ def test_video_of_a_world_that_cannot_record_is_refused():
 
 
 def test_in_process_executor_wraps_errors_with_the_key():
-    ex = InProcessExecutor(FakeWorld())
+    ex = InProcessPool(FakeWorld())
     bad = [RolloutJob("ok", (), 1, 3), RolloutJob("boom", (), 666, 3)]
     it = ex.map_unordered(bad)
     assert next(it).job.key == "ok"
@@ -135,7 +128,7 @@ def test_in_process_executor_wraps_errors_with_the_key():
 
 @pytest.fixture(scope="module")
 def pool():
-    with LocalPoolExecutor(FakeFactory(delay=0.05), workers=2) as ex:
+    with LocalPool(FakeFactory(delay=0.05), workers=2) as ex:
         yield ex
 
 
@@ -169,7 +162,7 @@ def test_pool_pulls_jobs_only_as_workers_free_up():
             pulled.append(job.key)
             yield job
 
-    with LocalPoolExecutor(FakeFactory(delay=1.5), workers=2) as ex:
+    with LocalPool(FakeFactory(delay=1.5), workers=2) as ex:
         results = ex.map_unordered(source())
         next(results)  # worker start-up and one 1.5 s rollout: several of the pool's 0.5 s waits
         assert len(pulled) == 4  # 2 per worker, nothing more
@@ -184,13 +177,13 @@ def test_pool_reports_a_failing_job_and_stays_usable(pool):
 
 
 def test_pool_reports_a_world_that_cannot_be_built():
-    with LocalPoolExecutor(BrokenFactory(), workers=1) as ex:
+    with LocalPool(BrokenFactory(), workers=1) as ex:
         with pytest.raises(RolloutJobError, match="(?s)could not build its world.*bc.pt missing"):
             list(ex.map_unordered(jobs(1)))
 
 
 def test_ctrl_c_terminates_busy_workers_without_waiting_for_their_rollouts():
-    ex = LocalPoolExecutor(FakeFactory(delay=120.0), workers=2)
+    ex = LocalPool(FakeFactory(delay=120.0), workers=2)
     ex.start()
     procs = list(ex._pool._processes.values())
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))  # as if Ctrl-C was pressed
@@ -206,7 +199,7 @@ def test_ctrl_c_terminates_busy_workers_without_waiting_for_their_rollouts():
 
 
 def test_make_executor_picks_in_process_for_one_worker():
-    ex = make_executor(FakeFactory(), 1)
-    assert isinstance(ex, InProcessExecutor)
+    ex = make_pool(FakeFactory(), 1)
+    assert isinstance(ex, InProcessPool)
     assert len(list(ex.map_unordered(jobs(3)))) == 3
-    assert isinstance(make_executor(FakeFactory(), 2), LocalPoolExecutor)
+    assert isinstance(make_pool(FakeFactory(), 2), LocalPool)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robomd_diagnoser.bc import TrainConfig, load_bc, save_demo, train_bc
 from robomd_diagnoser.catalog import Catalog, Perturbation, load_catalog
-from robomd_diagnoser.finetune import (
+from robomd_diagnoser.learning.data import save_demo
+from robomd_diagnoser.learning.finetune import (
     BEFORE,
     EvalPlan,
     FinetuneError,
@@ -27,7 +27,9 @@ from robomd_diagnoser.finetune import (
     top_modes,
     wasserstein_to_ideal,
 )
-from robomd_diagnoser.finetune_report import write_html
+from robomd_diagnoser.learning.finetune_report import write_html
+from robomd_diagnoser.learning.train import TrainConfig, train_bc
+from robomd_diagnoser.learning.weights import load_bc
 from robomd_diagnoser.paths import find_config
 from robomd_diagnoser.world import Outcome, RolloutResult, RolloutStatus
 

@@ -9,24 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from robomd_diagnoser.bc import (
-    BCNet,
-    BCPolicy,
-    BCWeightsError,
-    color_augment,
-    load_demos,
-    parse_color_aug,
-    random_shift,
-    save_bc,
-    save_demo,
-)
-from robomd_diagnoser.cli import main
+from robomd_diagnoser.cli.main import main
+from robomd_diagnoser.learning.augment import color_augment, parse_color_aug, random_shift
+from robomd_diagnoser.learning.bc_policy import BCPolicy
+from robomd_diagnoser.learning.data import load_demos, save_demo
+from robomd_diagnoser.learning.model import BCNet
+from robomd_diagnoser.learning.weights import BCWeightsError, save_bc
 from robomd_diagnoser.policy import (
     CallablePolicy,
     PolicyError,
     RolloutPolicy,
     TorchScriptPolicy,
-    load_policy,
+    make_policy,
 )
 
 
@@ -64,7 +58,7 @@ def _meta(size: int = 84) -> dict:
 def test_torchscript_roundtrip(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "policy.pt"
     torch.jit.script(_Counter()).save(str(path))
-    policy = load_policy(f"torchscript:{path}")
+    policy = make_policy(f"torchscript:{path}")
     assert isinstance(policy, TorchScriptPolicy) and isinstance(policy, RolloutPolicy)
     assert policy.uses_image is False
     obs = _obs()
@@ -83,7 +77,7 @@ def test_torchscript_roundtrip(tmp_path: pathlib.Path) -> None:
 def test_missing_file_names_path(tmp_path: pathlib.Path, kind: str) -> None:
     path = tmp_path / "nope.pt"
     with pytest.raises(PolicyError, match="does not exist") as info:
-        load_policy(f"{kind}:{path}")
+        make_policy(f"{kind}:{path}")
     assert str(path) in str(info.value)
 
 
@@ -93,7 +87,7 @@ def test_corrupt_file_names_path(tmp_path: pathlib.Path, kind: str, content: byt
     path = tmp_path / "corrupt.pt"
     path.write_bytes(content)
     with pytest.raises(PolicyError) as info:
-        load_policy(f"{kind}:{path}")
+        make_policy(f"{kind}:{path}")
     assert str(path) in str(info.value)
 
 
@@ -112,7 +106,7 @@ def test_bc_refuses_pickled_code(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"format": "robomd-bc", "version": 1, "meta": _Evil(marker)}, path)
     with pytest.raises(BCWeightsError, match="cannot be loaded safely") as info:
-        load_policy(f"bc:{path}")
+        make_policy(f"bc:{path}")
     assert str(path) in str(info.value)
     assert not marker.exists()
 
@@ -122,7 +116,7 @@ def test_bc_save_load_roundtrip(tmp_path: pathlib.Path) -> None:
     model = BCNet([8, 8, 8, 8], 16).eval()
     path = tmp_path / "w" / "bc.pt"
     save_bc(path, model, _meta())
-    policy = load_policy(f"bc:{path}")
+    policy = make_policy(f"bc:{path}")
     assert isinstance(policy, BCPolicy) and policy.uses_image
     obs = _obs()
     ref = BCPolicy(model, _meta()).act(obs)
@@ -148,7 +142,7 @@ def test_bc_metadata_validated(tmp_path: pathlib.Path, change: dict, match: str)
     path = tmp_path / "bc.pt"
     torch.save(blob, path)
     with pytest.raises(BCWeightsError, match=match) as info:
-        load_policy(f"bc:{path}")
+        make_policy(f"bc:{path}")
     assert str(path) in str(info.value)
 
 
@@ -182,11 +176,11 @@ def user_module(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_module_policy_object_and_callable(user_module: str) -> None:
-    policy = load_policy(f"module:{user_module}:make_hold")
+    policy = make_policy(f"module:{user_module}:make_hold")
     assert type(policy).__name__ == "Hold"
     policy.reset()
     assert policy.resets == 1
-    wrapped = load_policy(f"module:{user_module}:make_fn")
+    wrapped = make_policy(f"module:{user_module}:make_fn")
     assert isinstance(wrapped, CallablePolicy)
     np.testing.assert_allclose(wrapped.act(_obs()), [0.8] * 7)
 
@@ -197,11 +191,11 @@ def test_module_policy_object_and_callable(user_module: str) -> None:
 ])
 def test_module_policy_bad_factory(user_module: str, target: str, match: str) -> None:
     with pytest.raises(PolicyError, match=match):
-        load_policy(f"module:{user_module}:{target}")
+        make_policy(f"module:{user_module}:{target}")
 
 
 def test_module_policy_wrong_action_size(user_module: str) -> None:
-    policy = load_policy(f"module:{user_module}:make_short")
+    policy = make_policy(f"module:{user_module}:make_short")
     with pytest.raises(PolicyError, match="2 elements"):
         policy.act(_obs())
 
@@ -209,13 +203,18 @@ def test_module_policy_wrong_action_size(user_module: str) -> None:
 @pytest.mark.parametrize("spec", ["module:no_such_pkg_xyz.mod:make", "module:justamodule"])
 def test_module_policy_bad_target(spec: str) -> None:
     with pytest.raises(PolicyError, match="module policy"):
-        load_policy(spec)
+        make_policy(spec)
 
 
-@pytest.mark.parametrize("spec", ["", "bc", "bc:", "onnx:model.onnx", "expert"])
-def test_bad_spec(spec: str) -> None:
-    with pytest.raises(PolicyError, match="torchscript:<path>"):
-        load_policy(spec)
+@pytest.mark.parametrize("spec, match", [
+    ("", "torchscript:<path>"), ("bc:", "torchscript:<path>"),
+    ("onnx:model.onnx", "unknown policy kind 'onnx'; installed: bc, "),
+    ("bc", "without a simulated world give bc:<weights>"),
+    ("expert", "runs only in a simulated"),
+])
+def test_bad_spec(spec: str, match: str) -> None:
+    with pytest.raises(PolicyError, match=match):
+        make_policy(spec)
 
 
 def test_callable_nonfinite_action() -> None:
@@ -279,7 +278,7 @@ def test_train_bc_command(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture)
                  "--epochs", "2", "--batch-size", "8", "--val-fraction", "0.25",
                  "--channels", "8", "8", "8", "8", "--color-aug", "tint=0.2"]) == 0
     assert "epoch   2/2" in capsys.readouterr().out
-    policy = load_policy(f"bc:{out}")
+    policy = make_policy(f"bc:{out}")
     training = policy.meta["training"]
     assert training["episodes"] == 4 and training["val_episodes"] == 1
     assert training["color_aug"] == {"tint": 0.2} and training["val_mse"] is not None

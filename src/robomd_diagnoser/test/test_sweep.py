@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from robomd_diagnoser.catalog import Catalog, CatalogError, Perturbation
-from robomd_diagnoser.cli import main
-from robomd_diagnoser.executor import InProcessExecutor
+from robomd_diagnoser.cli.main import main
 from robomd_diagnoser.paths import find_config
+from robomd_diagnoser.pools import InProcessPool
 from robomd_diagnoser.store import RolloutStore
 from robomd_diagnoser.sweep import (
     SweepError,
@@ -61,7 +61,7 @@ class ToyWorld:
         pass
 
 
-class InterruptAfter(InProcessExecutor):
+class InterruptAfter(InProcessPool):
     """Raises KeyboardInterrupt (as Ctrl-C would) after ``n`` results."""
 
     def __init__(self, world, n: int) -> None:
@@ -100,9 +100,9 @@ def test_interrupted_sweep_resumes_with_each_key_once(tmp_path):
         with pytest.raises(KeyboardInterrupt):
             run_jobs(store, InterruptAfter(world, 5), jobs, progress=False)
         assert store.count() == 5
-        assert run_jobs(store, InProcessExecutor(world), jobs, limit=2, progress=False) == 2
-        assert run_jobs(store, InProcessExecutor(world), jobs, progress=False) == 5
-        assert run_jobs(store, InProcessExecutor(world), jobs, progress=False) == 0
+        assert run_jobs(store, InProcessPool(world), jobs, limit=2, progress=False) == 2
+        assert run_jobs(store, InProcessPool(world), jobs, progress=False) == 5
+        assert run_jobs(store, InProcessPool(world), jobs, progress=False) == 0
         keys = [r.key for r in store.records()]
         assert sorted(keys) == sorted(j.key for j in jobs)
     assert world.executed == 12 + 1  # the rollout interrupted before it was stored ran again
@@ -111,7 +111,7 @@ def test_interrupted_sweep_resumes_with_each_key_once(tmp_path):
 def test_table_and_reports(tmp_path):
     jobs = sweep_jobs(CATALOG, 4, 0, 20)
     with RolloutStore(tmp_path / "r.sqlite") as store:
-        run_jobs(store, InProcessExecutor(ToyWorld()), jobs, progress=False)
+        run_jobs(store, InProcessPool(ToyWorld()), jobs, progress=False)
         rows = sweep_table(store, CATALOG, 4)
         fewer = sweep_table(store, CATALOG, 2)
     assert [r.name for r in rows] == ["nominal", "dark", "blue"]

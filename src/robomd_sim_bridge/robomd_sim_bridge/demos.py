@@ -10,7 +10,7 @@ A batch is one scene (nominal, or a cumulative list of perturbations) and lives 
 ``<out>/<scene>/``: ``<scene>_s<seed>.npz`` files plus ``manifest.json`` (settings and the result of
 every attempted seed). Seeds are tried in order and the first N successful ones are kept, so a batch
 is reproducible and an interrupted collection resumes where it stopped. Workers are the rollout
-executor's processes (:mod:`robomd_diagnoser.executor`), each owning its own world.
+executor's processes (:mod:`robomd_diagnoser.pools`), each owning its own world.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from robomd_diagnoser.bc import save_demo
 from robomd_diagnoser.catalog import load_catalog
-from robomd_diagnoser.executor import RolloutJob, make_executor
+from robomd_diagnoser.jobs import RolloutJob
+from robomd_diagnoser.learning.data import save_demo
 from robomd_diagnoser.policy import Observation, as_action
+from robomd_diagnoser.pools import make_pool
 from robomd_diagnoser.world import Outcome, RolloutResult
 
 NOMINAL = "nominal"
@@ -258,9 +259,9 @@ def collect_demos(settings: DemoSettings, out: str | Path, episodes: int, *, wor
         log(f"collect-demos {settings.scene}: {len(saved())}/{episodes} episodes saved, "
             f"running seeds from {seed} with {workers} worker(s)")
         factory = DemoWorldFactory(settings, str(directory))
-        with make_executor(factory, workers) as executor:
+        with make_pool(factory, workers) as pool:
             while next(jobs(), None) is not None:
-                for res in executor.map_unordered(jobs()):
+                for res in pool.map_unordered(jobs()):
                     success = bool(res.outcome and res.outcome.success)
                     results[str(res.job.seed)] = {"success": success, "steps": res.result.steps}
                     manifest.write_text(json.dumps({"settings": fingerprint,

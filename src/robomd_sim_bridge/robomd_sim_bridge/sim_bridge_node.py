@@ -9,71 +9,52 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from robomd_diagnoser.catalog import CatalogError
-from robomd_diagnoser.executor import WorldSpec, write_video
+from robomd_diagnoser.config import ROBOTS, ConfigError, WorldSettings
+from robomd_diagnoser.jobs import write_video
 from robomd_diagnoser.paths import find_config
-from robomd_diagnoser.policy import Observation
+from robomd_diagnoser.policy import Observation, PolicyError
 from robomd_diagnoser.ros.image import to_msg
+from robomd_diagnoser.ros.node import (
+    Param,
+    ParameterError,
+    RolloutActionServer,
+    RolloutReport,
+    declare,
+    spin_node,
+)
 from robomd_diagnoser.world import Outcome, RolloutStatus
 from robomd_msgs.action import ExecuteRollout
 from robomd_msgs.srv import ApplyPerturbation, JudgeRollout, ResetScene
 
-_RESULT_STATUS = {
-    RolloutStatus.COMPLETED: ExecuteRollout.Result.STATUS_COMPLETED,
-    RolloutStatus.ABORTED: ExecuteRollout.Result.STATUS_ABORTED,
-    RolloutStatus.CANCELLED: ExecuteRollout.Result.STATUS_CANCELLED,
-    RolloutStatus.UNAVAILABLE: ExecuteRollout.Result.STATUS_UNAVAILABLE,
+#: Every parameter is read-only once the node runs; the world's are checked by
+#: :meth:`WorldSettings.check`, the same rules as a campaign's.
+PARAMETERS: dict[str, Param] = {
+    "task": Param("lift", "robosuite task: lift, stack, pick_place_can, nut_assembly_square"),
+    "catalog": Param("", "perturbation catalog YAML; empty = config/catalogs/<task>.yaml"),
+    "policy": Param("bc", "policy under test: bc, expert, torchscript:<path>, "
+                          "module:<pkg.mod:fn>"),
+    "robot": Param("UR5e", "robosuite robot", choices=ROBOTS),
+    "camera": Param("agentview", "scene camera name"),
+    "camera_size": Param(84, "square camera resolution in pixels"),
+    "horizon": Param(150, "environment step limit"),
+    "frame_id": Param("scene_camera", "frame_id of published images"),
+    "video_dir": Param("", "where rollout videos are written; empty = ~/.ros/robomd_videos"),
 }
 
-#: name -> (default, description); every parameter is read-only once the node runs.
-PARAMETERS: dict[str, tuple[object, str]] = {
-    "task": ("lift", "robosuite task: lift, stack, pick_place_can, nut_assembly_square"),
-    "catalog": ("", "perturbation catalog YAML; empty = config/catalogs/<task>.yaml"),
-    "policy": ("bc", "policy under test: bc, expert, torchscript:<path>, module:<pkg.mod:fn>"),
-    "robot": ("UR5e", "robosuite robot: UR5e or Panda"),
-    "camera": ("agentview", "scene camera name"),
-    "camera_size": (84, "square camera resolution in pixels (16..512)"),
-    "horizon": (150, "environment step limit (>= 1)"),
-    "frame_id": ("scene_camera", "frame_id of published images"),
-    "video_dir": ("", "where rollout videos are written; empty = ~/.ros/robomd_videos"),
-}
-
-
-T = TypeVar("T")
-
-
-class ParameterError(ValueError):
-    """A node parameter has a bad value; the message names it and the fix."""
-
-
-def validate(params: dict[str, object]) -> WorldSpec:
-    """Check the parameter values and turn them into a :class:`WorldSpec`.
+def world_settings(params: dict[str, object]) -> WorldSettings:
+    """The world the parameter values describe, validated like a campaign's world.
 
     :raises ParameterError: naming the parameter, the bad value and what is accepted.
     """
-    size = params["camera_size"]
-    if not isinstance(size, int) or not 16 <= size <= 512:
-        raise ParameterError(f"parameter camera_size={size!r}: use an integer in 16..512")
-    horizon = params["horizon"]
-    if not isinstance(horizon, int) or horizon < 1:
-        raise ParameterError(f"parameter horizon={horizon!r}: use a positive integer")
-    if params["robot"] not in ("UR5e", "Panda"):
-        raise ParameterError(f"parameter robot={params['robot']!r}: use UR5e or Panda")
     catalog = str(params["catalog"]) or ""
     if not catalog:
         try:
@@ -83,8 +64,13 @@ def validate(params: dict[str, object]) -> WorldSpec:
                                  f"({exc})") from None
     elif not Path(catalog).is_file():
         raise ParameterError(f"parameter catalog={catalog!r}: file does not exist")
-    return WorldSpec(catalog=catalog, policy=str(params["policy"]), robot=str(params["robot"]),
-                     camera_size=size, horizon=horizon, camera=str(params["camera"]))
+    settings = WorldSettings(type="sim", catalog=catalog, policy=str(params["policy"]),
+                             robot=params["robot"], camera=str(params["camera"]),
+                             camera_size=params["camera_size"], horizon=params["horizon"])
+    try:
+        return settings.check(lambda f: f"parameter {f}={params.get(f)!r}")
+    except ConfigError as exc:
+        raise ParameterError(str(exc)) from None
 
 
 class _ImageTap:
@@ -104,31 +90,29 @@ class _ImageTap:
         return self.inner.act(obs)
 
 
-class SimBridgeNode(Node):
+class SimBridgeNode(RolloutActionServer):
     """The simulated world node. ``world`` may be injected (tests); else built from parameters.
 
-    Every call into the world runs on one dedicated thread: the renderer's OpenGL context is
-    bound to the thread that created it, while ROS callbacks run on the executor's threads.
+    Every call into the world runs on the node's world thread (the renderer's OpenGL context is
+    bound to the thread that created it).
     """
+
+    fault_reason = "simulator fault"
 
     def __init__(self, world=None) -> None:
         super().__init__("sim_bridge", namespace="/robomd")
-        values = {}
-        for name, (default, text) in PARAMETERS.items():
-            self.declare_parameter(name, default,
-                                   ParameterDescriptor(description=text, read_only=True))
-            values[name] = self.get_parameter(name).value
-        self.spec = validate(values)
+        values = declare(self, PARAMETERS)
+        self.spec = world_settings(values)
         video_dir = str(values["video_dir"]) or str(Path.home() / ".ros" / "robomd_videos")
         self.video_dir = Path(video_dir)
         self.frame_id = str(values["frame_id"])
-        self._sim = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim")
+        self.start_world_thread("sim")
         if world is None:
             self.get_logger().info(f"building {self.spec}")
-            world = self._on_sim(self.spec.build)
+            world = self.on_world_thread(self.spec.build)
         self.world = world
         self.world.policy = _ImageTap(world.policy, self.publish_image)
-        self._lock = threading.Lock()
+        self.busy = threading.Lock()
         self._preempt = threading.Event()
         self._verdicts: dict[str, Outcome] = {}
         group = ReentrantCallbackGroup()
@@ -137,16 +121,10 @@ class SimBridgeNode(Node):
                             callback_group=group)
         self.create_service(ResetScene, "reset_scene", self._reset, callback_group=group)
         self.create_service(JudgeRollout, "judge_rollout", self._judge, callback_group=group)
-        self._action = ActionServer(self, ExecuteRollout, "execute_rollout", self._execute,
-                                    callback_group=group, goal_callback=self._on_goal,
-                                    cancel_callback=lambda _h: CancelResponse.ACCEPT)
+        self.serve_rollouts(group)
         self.get_logger().info(f"sim bridge ready: task {self.world.catalog.task}, "
                                f"{len(self.world.catalog)} perturbations, policy "
                                f"{self.spec.policy}")
-
-    def _on_sim(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the simulator thread and return its result (or raise its error)."""
-        return self._sim.submit(fn).result()
 
     def publish_image(self, image: np.ndarray) -> None:
         """Publish an HxWx3 RGB frame on camera/image_raw."""
@@ -155,10 +133,10 @@ class SimBridgeNode(Node):
     def _busy(self) -> bool:
         """Take the world for a scene request; a rollout still running is one its client gave up
         on (one client drives a world), so it is stopped first. True if the world stayed busy."""
-        if self._lock.acquire(blocking=False):
+        if self.busy.acquire(blocking=False):
             return False
         self._preempt.set()
-        taken = self._lock.acquire(timeout=30.0)
+        taken = self.busy.acquire(timeout=30.0)
         self._preempt.clear()
         return not taken
 
@@ -168,14 +146,15 @@ class SimBridgeNode(Node):
             res.message = "the world is busy with a rollout that did not stop; retry"
             return res
         try:
-            self.publish_image(self._on_sim(lambda: self._apply_and_observe(req.perturbations)))
+            self.publish_image(
+                self.on_world_thread(lambda: self._apply_and_observe(req.perturbations)))
             res.status = ApplyPerturbation.Response.STATUS_APPLIED
             res.message = "applied: " + (", ".join(req.perturbations) or "nominal scene")
         except CatalogError as exc:
             res.status = ApplyPerturbation.Response.STATUS_REJECTED
             res.message = str(exc)
         finally:
-            self._lock.release()
+            self.busy.release()
         return res
 
     def _apply_and_observe(self, names) -> np.ndarray:
@@ -191,10 +170,10 @@ class SimBridgeNode(Node):
             res.success, res.message = False, "the world is busy with a rollout that did not stop"
             return res
         try:
-            self.publish_image(self._on_sim(lambda: self._reset_and_observe(int(req.seed))))
+            self.publish_image(self.on_world_thread(lambda: self._reset_and_observe(int(req.seed))))
             res.success, res.message = True, f"nominal scene, seed {req.seed}"
         finally:
-            self._lock.release()
+            self.busy.release()
         return res
 
     def _judge(self, req, res):
@@ -212,24 +191,9 @@ class SimBridgeNode(Node):
             res.outcome.reason = verdict.reason
         return res
 
-    def _on_goal(self, goal) -> GoalResponse:
-        if goal.max_steps < 1:
-            self.get_logger().warning(
-                f"rejecting rollout {goal.rollout_id}: max_steps must be >= 1")
-            return GoalResponse.REJECT
-        return GoalResponse.ACCEPT
-
-    def _execute(self, handle) -> ExecuteRollout.Result:
-        goal = handle.request
-        result = ExecuteRollout.Result()
-        if not self._lock.acquire(blocking=False):
-            handle.abort()
-            result.status = ExecuteRollout.Result.STATUS_ABORTED
-            result.reason = "another rollout is running"
-            return result
+    def run_rollout(self, goal, handle) -> RolloutReport:
         start = time.monotonic()
         timed_out = [False]
-        rollout = None
 
         def on_step(step: int, elapsed: float) -> None:
             if rclpy.ok():  # not while the node shuts down
@@ -241,66 +205,36 @@ class SimBridgeNode(Node):
             return (handle.is_cancel_requested or timed_out[0] or self._preempt.is_set()
                     or not rclpy.ok())
 
+        self.world.record = bool(goal.record_video)
         try:
-            self.world.record = bool(goal.record_video)
-            rollout = self._on_sim(lambda: self.world.execute(int(goal.max_steps), int(goal.seed),
-                                                              on_step, should_stop))
-            status = rollout.status
-            reason = rollout.reason
+            rollout = self.on_world_thread(lambda: self.world.execute(
+                int(goal.max_steps), int(goal.seed), on_step, should_stop))
+            report = RolloutReport(rollout.status, rollout.steps, rollout.reason)
             if timed_out[0]:
-                status, reason = RolloutStatus.ABORTED, f"timeout after {goal.timeout_s:.1f} s"
+                report.status = RolloutStatus.ABORTED
+                report.reason = f"timeout after {goal.timeout_s:.1f} s"
             elif self._preempt.is_set():
-                status, reason = RolloutStatus.ABORTED, "preempted by a new scene request"
-            if status == RolloutStatus.COMPLETED:
-                self._verdicts = {goal.rollout_id: self._on_sim(self.world.judge)}
+                report.status = RolloutStatus.ABORTED
+                report.reason = "preempted by a new scene request"
+            if report.status == RolloutStatus.COMPLETED:
+                self._verdicts = {goal.rollout_id: self.on_world_thread(self.world.judge)}
             if goal.record_video and self.world.last_frames:
                 path = self.video_dir / f"{goal.rollout_id}.mp4"
                 write_video(self.world.last_frames, path, getattr(self.world, "control_freq", 20))
-                result.video_path = str(path)
-        except Exception as exc:  # a fault in the simulator aborts this rollout, not the node
-            self.get_logger().error(f"rollout {goal.rollout_id} failed: {exc}")
-            status, reason = RolloutStatus.ABORTED, f"simulator fault: {exc}"
+                report.video_path = str(path)
         finally:
             self.world.record = False
-            self._lock.release()
-        result.status = _RESULT_STATUS[status]
-        result.steps = rollout.steps if rollout else 0
-        result.duration = time.monotonic() - start
-        result.reason = reason
-        if not rclpy.ok():
-            return result  # shutting down: the goal's state can no longer be published
-        if status == RolloutStatus.CANCELLED and handle.is_cancel_requested:
-            handle.canceled()
-        elif status == RolloutStatus.COMPLETED:
-            handle.succeed()
-        else:
-            handle.abort()
-        return result
+        return report
 
     def destroy_node(self) -> None:
-        self._on_sim(self.world.close)
-        self._sim.shutdown()
+        self.on_world_thread(self.world.close)
         super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``sim_bridge_node`` executable."""
-    rclpy.init(args=args)
-    try:
-        node = SimBridgeNode()
-    except (ParameterError, CatalogError, FileNotFoundError) as exc:
-        rclpy.logging.get_logger("sim_bridge").fatal(str(exc))
-        rclpy.try_shutdown()
-        raise SystemExit(2) from None
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(SimBridgeNode, "sim_bridge",
+              fatal=(ParameterError, CatalogError, PolicyError, FileNotFoundError), args=args)
 
 
 if __name__ == "__main__":

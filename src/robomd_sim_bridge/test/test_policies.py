@@ -9,13 +9,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from robomd_diagnoser.bc import BCPolicy, load_demos
 from robomd_diagnoser.catalog import load_catalog
-from robomd_diagnoser.cli import main
+from robomd_diagnoser.cli.main import main
+from robomd_diagnoser.learning.bc_policy import BCPolicy
+from robomd_diagnoser.learning.data import load_demos
 from robomd_diagnoser.paths import find_config
-from robomd_diagnoser.policy import PolicyError
+from robomd_diagnoser.policy import PolicyError, make_policy
 from robomd_sim_bridge.demos import DemoError, DemoSettings, collect_demos
-from robomd_sim_bridge.policies import SHIPPED_BC, make_policy
+from robomd_sim_bridge.plugins import SHIPPED_BC
 
 LIFT = find_config("catalogs/lift.yaml")
 
@@ -51,7 +52,8 @@ def test_expert_via_make_policy_lifts_the_cube(world) -> None:
 
 
 @pytest.mark.parametrize("fake, match", [
-    (SimpleNamespace(catalog=SimpleNamespace(task="stack"), camera_size=84), "for task 'lift'"),
+    (SimpleNamespace(catalog=SimpleNamespace(task="stack"), camera_size=84),
+     "no shipped bc policy for task 'stack'"),
     (SimpleNamespace(catalog=SimpleNamespace(task="lift"), camera_size=64), "--camera-size 84"),
 ])
 def test_shipped_bc_refuses_other_scenes(fake: SimpleNamespace, match: str) -> None:
@@ -60,7 +62,7 @@ def test_shipped_bc_refuses_other_scenes(fake: SimpleNamespace, match: str) -> N
 
 
 def test_unknown_spec_is_explained(world) -> None:
-    with pytest.raises(PolicyError, match="torchscript:<path>"):
+    with pytest.raises(PolicyError, match="unknown policy kind 'diffusion'; installed: bc, "):
         make_policy("diffusion", world)
 
 

@@ -8,15 +8,19 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from robomd_sim_bridge.sim_bridge_node import PARAMETERS, ParameterError, validate  # noqa: E402
+from robomd_sim_bridge.sim_bridge_node import (  # noqa: E402
+    PARAMETERS,
+    ParameterError,
+    world_settings,
+)
 
 
 def _params(**overrides) -> dict:
-    return {**{k: v for k, (v, _doc) in PARAMETERS.items()}, **overrides}
+    return {**{k: p.default for k, p in PARAMETERS.items()}, **overrides}
 
 
 def test_defaults_make_the_lift_bc_world() -> None:
-    spec = validate(_params())
+    spec = world_settings(_params())
     assert Path(spec.catalog).name == "lift.yaml"
     assert (spec.policy, spec.robot, spec.camera_size, spec.horizon) == ("bc", "UR5e", 84, 150)
 
@@ -30,4 +34,4 @@ def test_defaults_make_the_lift_bc_world() -> None:
 ])
 def test_bad_values_name_the_parameter(name: str, value, message: str) -> None:
     with pytest.raises(ParameterError, match=message.replace("(", r"\(")):
-        validate(_params(**{name: value}))
+        world_settings(_params(**{name: value}))

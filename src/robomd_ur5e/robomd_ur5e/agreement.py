@@ -20,8 +20,8 @@ from pathlib import Path
 
 from robomd_ur5e.bringup import load_parameters
 from robomd_ur5e.detector import COMBINE_MODES, Detector, RobotEnd
-from robomd_ur5e.executor import ExecutorSettings, RolloutRunner
 from robomd_ur5e.fake import FakeGripper, FakeRTDEControl, FakeRTDEReceive, make_fake_robot
+from robomd_ur5e.runner import ExecutorSettings, RolloutRunner
 from robomd_ur5e.safety import ActionMapper, SafetyEnvelope, SafetyLimits
 
 PERTURBATIONS = ("", "cube_large", "cube_small", "cube_bar", "cube_blue", "table_red",

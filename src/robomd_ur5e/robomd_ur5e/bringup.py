@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
-from robomd_diagnoser.bringup import NAMESPACE, SIM_ENV, NodeSpec
 from robomd_diagnoser.catalog import load_catalog
-from robomd_diagnoser.config import CampaignConfig, ConfigError
+from robomd_diagnoser.config import CampaignConfig, ConfigError, WorldSettings
 from robomd_diagnoser.paths import find_config
+from robomd_diagnoser.ros.bringup import NAMESPACE, SIM_ENV, NodeSpec
 
 PACKAGE = "robomd_ur5e"
 #: Seconds added to the operator's prompt timeout for the diagnoser's service calls.
@@ -114,3 +114,13 @@ def ur5e_campaign_nodes(config: CampaignConfig, campaign_file: str | Path, *, ro
                      parameters=load_parameters("detector")),
             NodeSpec(PACKAGE, "operator_prompt_node", "operator_prompt", parameters=operator),
             NodeSpec("robomd_diagnoser", "diagnoser_node", "diagnoser", parameters=diagnoser)]
+
+
+def in_process_world(settings: WorldSettings) -> NoReturn:
+    """The ``real`` world type: a robot runs only behind the ROS 2 graph, never in-process.
+
+    :raises ConfigError: always, saying how to start a real campaign.
+    """
+    raise ConfigError("world type 'real' runs on a robot through the ROS 2 graph; start it with "
+                      "`robomd bringup-ur5e` or `ros2 launch robomd_ur5e diagnose.launch.py`, "
+                      "not in-process")

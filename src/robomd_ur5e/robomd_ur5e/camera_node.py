@@ -12,19 +12,20 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from robomd_diagnoser.ros.image import to_msg
+from robomd_diagnoser.ros.node import Param, ParameterError, declare, spin_node
 from robomd_ur5e.camera import CameraEvent, FrameGrabber
-from robomd_ur5e.node_util import ParameterError, declare, spin_node
 
-#: name -> (default, description); every parameter is read-only once the node runs.
-PARAMETERS: dict[str, tuple[object, str]] = {
-    "source": ("0", "device index (0), video file path or stream URL"),
-    "width": (640, "frame width in pixels (frames of another size are resized; 0: as captured)"),
-    "height": (480, "frame height in pixels (0: as captured)"),
-    "rate": (15.0, "publish rate, Hz"),
-    "frame_id": ("scene_camera", "frame_id of published images"),
-    "loop": (True, "a video file restarts at its end (false: the node ends with the video)"),
-    "backoff_min": (0.5, "first delay before reopening a lost camera, s"),
-    "backoff_max": (10.0, "longest delay between reopen attempts, s"),
+#: Every parameter is read-only once the node runs.
+PARAMETERS: dict[str, Param] = {
+    "source": Param("0", "device index (0), video file path or stream URL"),
+    "width": Param(640, "frame width in pixels (frames of another size are resized; "
+                        "0: as captured)"),
+    "height": Param(480, "frame height in pixels (0: as captured)"),
+    "rate": Param(15.0, "publish rate, Hz"),
+    "frame_id": Param("scene_camera", "frame_id of published images"),
+    "loop": Param(True, "a video file restarts at its end (false: the node ends with the video)"),
+    "backoff_min": Param(0.5, "first delay before reopening a lost camera, s"),
+    "backoff_max": Param(10.0, "longest delay between reopen attempts, s"),
 }
 
 

@@ -19,17 +19,18 @@ from std_srvs.srv import SetBool, Trigger
 
 from robomd_diagnoser.catalog import CatalogError, load_catalog
 from robomd_diagnoser.ros.convert import perturbation_to_msg
+from robomd_diagnoser.ros.node import LATCHED, Param, ParameterError, declare, spin_node
 from robomd_msgs.msg import OperatorPrompt, RolloutState
 from robomd_msgs.srv import ApplyPerturbation, OperatorRespond, ResetScene
-from robomd_ur5e.node_util import LATCHED, ParameterError, declare, spin_node
 from robomd_ur5e.prompt import Answer, ApplyStatus, OperatorDesk, Prompt, PromptKind
 
-#: name -> (default, description); every parameter is read-only once the node runs.
-PARAMETERS: dict[str, tuple[object, str]] = {
-    "catalog": ("", "perturbation catalog YAML (required; world: real)"),
-    "timeout_s": (600.0, "seconds a prompt waits for the operator (0: forever)"),
-    "home_timeout": (60.0, "seconds to wait for executor/home"),
-    "fake_scene": (False, "also apply confirmed changes to the simulated scene (fake hardware)"),
+#: Every parameter is read-only once the node runs.
+PARAMETERS: dict[str, Param] = {
+    "catalog": Param("", "perturbation catalog YAML (required; world: real)"),
+    "timeout_s": Param(600.0, "seconds a prompt waits for the operator (0: forever)"),
+    "home_timeout": Param(60.0, "seconds to wait for executor/home"),
+    "fake_scene": Param(False, "also apply confirmed changes to the simulated scene "
+                               "(fake hardware)"),
 }
 _ANSWERS = {OperatorRespond.Request.RESPONSE_DONE: Answer.DONE,
             OperatorRespond.Request.RESPONSE_SKIP: Answer.SKIP,

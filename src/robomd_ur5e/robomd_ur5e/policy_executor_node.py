@@ -5,7 +5,7 @@ Services: ``executor/arm`` (std_srvs/SetBool: nothing moves until an operator ar
 operator prompt calls it on every ``reset_scene``). Publishes ``executor/rollout_state``
 (robomd_msgs/RolloutState) at the start and end of every rollout, for the success detector.
 Every call to the robot runs on one dedicated thread (with fake hardware, the simulator's GL
-context is bound to it); see :mod:`robomd_ur5e.executor` for the control loop and its faults.
+context is bound to it); see :mod:`robomd_ur5e.runner` for the control loop and its faults.
 
 With ``use_fake_hardware``, the robot is :mod:`robomd_ur5e.fake` (the simulated UR5e); the node
 then also publishes the simulated scene camera on ``camera/image_raw`` and serves
@@ -18,82 +18,78 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import numpy as np
 import rclpy
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool, Trigger
 
 from robomd_diagnoser.catalog import CatalogError
-from robomd_diagnoser.policy import PolicyError, load_policy
+from robomd_diagnoser.policy import PolicyError, make_policy
 from robomd_diagnoser.ros.image import from_msg, to_msg
+from robomd_diagnoser.ros.node import (
+    Param,
+    ParameterError,
+    RolloutActionServer,
+    RolloutReport,
+    declare,
+    spin_node,
+)
 from robomd_diagnoser.world import RolloutStatus
 from robomd_msgs.action import ExecuteRollout
 from robomd_msgs.msg import RolloutState
 from robomd_msgs.srv import ApplyPerturbation, ResetScene
-from robomd_ur5e.executor import ExecutorSettings, RolloutRunner, Snapshot
 from robomd_ur5e.fake import FAULTS
 from robomd_ur5e.hardware import GRIPPERS, RobotFault, connect_robot, make_gripper
-from robomd_ur5e.node_util import ParameterError, declare, spin_node
+from robomd_ur5e.runner import ExecutorSettings, RolloutRunner, Snapshot
 from robomd_ur5e.safety import ActionMapper, SafetyEnvelope, SafetyLimits
 
 _UR5E_JOINT_LIMIT = 2 * math.pi
-#: name -> (default, description); every parameter is read-only once the node runs.
-PARAMETERS: dict[str, tuple[object, str]] = {
-    "robot_ip": ("", "the UR controller's IP address (required without fake hardware)"),
-    "use_fake_hardware": (False, "drive the simulated UR5e instead of a real robot"),
-    "policy": ("", "policy under test: torchscript:<path>, module:<pkg.mod:factory>, bc:<path>"),
-    "device": ("cpu", "torch device of the policy"),
-    "rate": (20.0, "control rate, Hz (the policy's control frequency)"),
-    "pos_scale": (0.05, "metres per unit of the action's position delta per control period"),
-    "rot_scale": (0.5, "radians per unit of the action's rotation delta per control period"),
-    "action_frame_rpy": ([0.0, 0.0, 0.0], "roll, pitch, yaw of the policy's action frame in "
-                                          "the robot base frame, rad"),
-    "image_size": (0, "resize camera frames to this square size for the policy (0: the "
-                      "policy's own image_size if it declares one, else as received)"),
-    "frame_timeout": (1.0, "a camera frame older than this aborts the rollout, s"),
-    "home_q": ([0.0, -1.571, 1.571, -1.571, -1.571, 0.0], "home joint positions, rad"),
-    "home_speed": (0.5, "joint speed of the homing move, rad/s"),
-    "home_accel": (0.5, "joint acceleration of the homing move, rad/s^2"),
-    "home_tolerance": (0.01, "joint error that counts as at home, rad"),
-    "home_timeout": (30.0, "seconds the homing move may take"),
-    "watchdog_hz": (10.0, "RTDE watchdog minimum frequency, Hz (0: off)"),
-    "workspace_min": ([-0.6, -0.6, 0.02], "lower corner of the TCP workspace box, m, base frame"),
-    "workspace_max": ([0.6, 0.6, 0.6], "upper corner of the TCP workspace box, m, base frame"),
-    "max_speed": (0.25, "TCP speed limit, m/s"),
-    "max_accel": (1.0, "TCP acceleration limit, m/s^2"),
-    "max_rot_speed": (1.0, "TCP angular speed limit, rad/s"),
-    "max_rot_accel": (4.0, "TCP angular acceleration limit, rad/s^2"),
-    "joint_min": ([-_UR5E_JOINT_LIMIT] * 6, "lower joint limits, rad"),
-    "joint_max": ([_UR5E_JOINT_LIMIT] * 6, "upper joint limits, rad"),
-    "joint_margin": (0.05, "the arm stops this far inside its joint limits, rad"),
-    "joint_lookahead": (0.2, "seconds ahead the joint limit check extrapolates"),
-    "gripper": ("robotiq", "robotiq (URCap socket, port 63352) or digital (RTDE digital out)"),
-    "gripper_pin": (0, "digital gripper: standard digital output 0..7"),
-    "gripper_close_level": (True, "digital gripper: output level that closes it"),
-    "gripper_max_width": (0.085, "finger gap when open, m (2F-85: 0.085, 2F-140: 0.14)"),
-    "frame_id": ("scene_camera", "fake hardware: frame_id of the simulated camera images"),
-    "fake_task": ("lift", "fake hardware: the simulated task"),
-    "fake_camera_size": (84, "fake hardware: simulated camera size, pixels"),
-    "fake_camera_rate": (10.0, "fake hardware: camera publish rate between rollouts, Hz"),
-    "fake_faults": ([""], "fake hardware: faults to inject, '<fault>@<control step>' with "
-                          f"fault one of {', '.join(FAULTS)} (cleared by reset_scene)"),
+#: Every parameter is read-only once the node runs.
+PARAMETERS: dict[str, Param] = {
+    "robot_ip": Param("", "the UR controller's IP address (required without fake hardware)"),
+    "use_fake_hardware": Param(False, "drive the simulated UR5e instead of a real robot"),
+    "policy": Param("", "policy under test: torchscript:<path>, module:<pkg.mod:factory>, "
+                                                                                          "bc:<path>"),
+    "device": Param("cpu", "torch device of the policy"),
+    "rate": Param(20.0, "control rate, Hz (the policy's control frequency)"),
+    "pos_scale": Param(0.05, "metres per unit of the action's position delta per control period"),
+    "rot_scale": Param(0.5, "radians per unit of the action's rotation delta per control period"),
+    "action_frame_rpy": Param([0.0, 0.0, 0.0], "roll, pitch, yaw of the policy's action frame in "
+                                               "the robot base frame, rad"),
+    "image_size": Param(0, "resize camera frames to this square size for the policy (0: the "
+                           "policy's own image_size if it declares one, else as received)"),
+    "frame_timeout": Param(1.0, "a camera frame older than this aborts the rollout, s"),
+    "home_q": Param([0.0, -1.571, 1.571, -1.571, -1.571, 0.0], "home joint positions, rad"),
+    "home_speed": Param(0.5, "joint speed of the homing move, rad/s"),
+    "home_accel": Param(0.5, "joint acceleration of the homing move, rad/s^2"),
+    "home_tolerance": Param(0.01, "joint error that counts as at home, rad"),
+    "home_timeout": Param(30.0, "seconds the homing move may take"),
+    "watchdog_hz": Param(10.0, "RTDE watchdog minimum frequency, Hz (0: off)"),
+    "workspace_min": Param([-0.6, -0.6, 0.02], "lower corner of the TCP workspace box, m, "
+                                                "base frame"),
+    "workspace_max": Param([0.6, 0.6, 0.6], "upper corner of the TCP workspace box, m, base frame"),
+    "max_speed": Param(0.25, "TCP speed limit, m/s"),
+    "max_accel": Param(1.0, "TCP acceleration limit, m/s^2"),
+    "max_rot_speed": Param(1.0, "TCP angular speed limit, rad/s"),
+    "max_rot_accel": Param(4.0, "TCP angular acceleration limit, rad/s^2"),
+    "joint_min": Param([-_UR5E_JOINT_LIMIT] * 6, "lower joint limits, rad"),
+    "joint_max": Param([_UR5E_JOINT_LIMIT] * 6, "upper joint limits, rad"),
+    "joint_margin": Param(0.05, "the arm stops this far inside its joint limits, rad"),
+    "joint_lookahead": Param(0.2, "seconds ahead the joint limit check extrapolates"),
+    "gripper": Param("robotiq", "robotiq (URCap socket, port 63352) or digital (RTDE digital out)"),
+    "gripper_pin": Param(0, "digital gripper: standard digital output 0..7"),
+    "gripper_close_level": Param(True, "digital gripper: output level that closes it"),
+    "gripper_max_width": Param(0.085, "finger gap when open, m (2F-85: 0.085, 2F-140: 0.14)"),
+    "frame_id": Param("scene_camera", "fake hardware: frame_id of the simulated camera images"),
+    "fake_task": Param("lift", "fake hardware: the simulated task"),
+    "fake_camera_size": Param(84, "fake hardware: simulated camera size, pixels"),
+    "fake_camera_rate": Param(10.0, "fake hardware: camera publish rate between rollouts, Hz"),
+    "fake_faults": Param([""], "fake hardware: faults to inject, '<fault>@<control step>' with "
+                               f"fault one of {', '.join(FAULTS)} (cleared by reset_scene)"),
 }
-_RESULT_STATUS = {
-    RolloutStatus.COMPLETED: ExecuteRollout.Result.STATUS_COMPLETED,
-    RolloutStatus.ABORTED: ExecuteRollout.Result.STATUS_ABORTED,
-    RolloutStatus.CANCELLED: ExecuteRollout.Result.STATUS_CANCELLED,
-    RolloutStatus.UNAVAILABLE: ExecuteRollout.Result.STATUS_UNAVAILABLE,
-}
-T = TypeVar("T")
-
 
 def _floats(p: dict, name: str, n: int) -> tuple[float, ...]:
     values = p[name]
@@ -150,8 +146,11 @@ def parse_faults(specs: list[str]) -> list[tuple[str, int]]:
     return faults
 
 
-class PolicyExecutorNode(Node):
+class PolicyExecutorNode(RolloutActionServer):
     """The arm's rollout server: real ur_rtde interfaces, or the fakes with use_fake_hardware."""
+
+    busy_reason = "another rollout or homing is running"
+    fault_reason = "executor fault"
 
     def __init__(self) -> None:
         super().__init__("policy_executor", namespace="/robomd")
@@ -165,8 +164,8 @@ class PolicyExecutorNode(Node):
                                  "torchscript:/path/policy.pt (launch argument policy:=...)")
         if not self.fake and not p["robot_ip"]:
             raise ParameterError("parameter robot_ip is required (or use_fake_hardware: true)")
-        self._robot_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="robot")
-        self._busy = threading.Lock()
+        self.start_world_thread("robot")
+        self.busy = threading.Lock()
         self._frame: tuple[np.ndarray, float] | None = None
         self.frame_id = str(p["frame_id"])
         group = ReentrantCallbackGroup()
@@ -176,9 +175,10 @@ class PolicyExecutorNode(Node):
             self._build_fake(p, group)
         else:
             self._build_real(p, group)
-        policy = self._on_robot(lambda: load_policy(str(p["policy"]), str(p["device"])))
+        policy = self.on_world_thread(
+            lambda: make_policy(str(p["policy"]), None, str(p["device"])))
         image_size = int(p["image_size"]) or int(getattr(policy, "meta", {}).get("image_size", 0))
-        self.runner = self._on_robot(lambda: RolloutRunner(
+        self.runner = self.on_world_thread(lambda: RolloutRunner(
             self.control, self.receive, self.gripper, policy, SafetyEnvelope(limits_from(p)),
             ActionMapper(float(p["pos_scale"]), float(p["rot_scale"]), 1.0 / float(p["rate"]),
                          _floats(p, "action_frame_rpy", 3)),
@@ -186,9 +186,7 @@ class PolicyExecutorNode(Node):
             sleep=(lambda _s: None) if self.fake else time.sleep))
         self.create_service(SetBool, "executor/arm", self._arm, callback_group=group)
         self.create_service(Trigger, "executor/home", self._home, callback_group=group)
-        self._action = ActionServer(self, ExecuteRollout, "execute_rollout", self._execute,
-                                    callback_group=group, goal_callback=self._on_goal,
-                                    cancel_callback=lambda _h: CancelResponse.ACCEPT)
+        self.serve_rollouts(group)
         idle = 1.0 / max(2.0 * float(p["watchdog_hz"]), float(p["fake_camera_rate"]), 1.0)
         self.create_timer(idle, self._idle)
         self.get_logger().info(
@@ -196,9 +194,6 @@ class PolicyExecutorNode(Node):
             f"{p['policy']}, {p['rate']} Hz; DISARMED until executor/arm is called")
 
     # ------------------------------------------------------------------ construction
-    def _on_robot(self, fn: Callable[[], T]) -> T:
-        return self._robot_thread.submit(fn).result()
-
     def _build_real(self, p: dict, group) -> None:
         ip = str(p["robot_ip"])
         try:
@@ -216,7 +211,8 @@ class PolicyExecutorNode(Node):
 
         faults = parse_faults(list(p["fake_faults"]))
         self.camera_size = int(p["fake_camera_size"])
-        self.robot = self._on_robot(lambda: make_fake_robot(str(p["fake_task"]), self.camera_size))
+        self.robot = self.on_world_thread(
+            lambda: make_fake_robot(str(p["fake_task"]), self.camera_size))
         if abs(float(p["rate"]) - 1.0 / self.robot.period) > 1e-6:
             raise ParameterError(f"parameter rate={p['rate']}: fake hardware steps the simulator "
                                  f"at its control rate, {1.0 / self.robot.period:.0f} Hz")
@@ -249,10 +245,10 @@ class PolicyExecutorNode(Node):
         Queued behind nothing long: a rollout or homing keeps the robot thread (and kicks the
         watchdog itself), so the idle tick skips while one runs.
         """
-        if self._busy.locked() or not rclpy.ok():
+        if self.busy.locked() or not rclpy.ok():
             return
         try:
-            self._on_robot(self._fake_frame if self.fake else self.runner.keepalive)
+            self.on_world_thread(self._fake_frame if self.fake else self.runner.keepalive)
         except RuntimeError as exc:
             if rclpy.ok():
                 self.get_logger().warning(f"robot idle check: {exc}", throttle_duration_sec=10.0)
@@ -265,27 +261,27 @@ class PolicyExecutorNode(Node):
             self.get_logger().warning(res.message)
         else:
             self.runner.disarm()
-            self._robot_thread.submit(self.runner.stop)
+            self._world_thread.submit(self.runner.stop)
             res.message = "disarmed: motion stopped"
             self.get_logger().info(res.message)
         res.success = True
         return res
 
     def _home(self, _req, res):
-        if not self._busy.acquire(blocking=False):
+        if not self.busy.acquire(blocking=False):
             res.success, res.message = False, "a rollout or homing is running"
             return res
         try:
-            res.message = self._on_robot(self.runner.home)
+            res.message = self.on_world_thread(self.runner.home)
             res.success = True
         except (RobotFault, RuntimeError) as exc:
             res.success, res.message = False, str(exc)
         finally:
-            self._busy.release()
+            self.busy.release()
         return res
 
     def _fake_apply(self, req, res):
-        missing = self._on_robot(lambda: self.robot.apply(list(req.perturbations)))
+        missing = self.on_world_thread(lambda: self.robot.apply(list(req.perturbations)))
         res.status = ApplyPerturbation.Response.STATUS_APPLIED
         res.message = "simulated" + (f"; not simulated: {', '.join(missing)}" if missing else "")
         return res
@@ -295,7 +291,7 @@ class PolicyExecutorNode(Node):
             self.robot.reset(int(req.seed))
             self.robot.clear_faults()  # the operator recovers the robot while resetting
 
-        self._on_robot(reset)
+        self.on_world_thread(reset)
         res.success, res.message = True, f"simulated scene reset, seed {req.seed}"
         return res
 
@@ -311,70 +307,46 @@ class PolicyExecutorNode(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         self.state_pub.publish(msg)
 
-    def _on_goal(self, goal) -> GoalResponse:
-        if goal.max_steps < 1:
-            self.get_logger().warning(f"rejecting rollout {goal.rollout_id}: max_steps < 1")
-            return GoalResponse.REJECT
-        return GoalResponse.ACCEPT
+    def run_rollout(self, goal, handle) -> RolloutReport:
+        def run():
+            if self.runner.armed:
+                try:
+                    self.runner.home()
+                except RobotFault as exc:
+                    return None, f"cannot reach the start pose: {exc}"
+            return self.runner.run(
+                int(goal.max_steps), float(goal.timeout_s),
+                on_step=lambda s, t: handle.publish_feedback(
+                    ExecuteRollout.Feedback(step=s, elapsed=t)),
+                should_cancel=lambda: handle.is_cancel_requested,
+                on_start=lambda snap: self._publish_state(
+                    goal.rollout_id, RolloutState.PHASE_START, snap)), ""
 
-    def _execute(self, handle) -> ExecuteRollout.Result:
-        goal = handle.request
-        result = ExecuteRollout.Result()
-        if not self._busy.acquire(blocking=False):
-            handle.abort()
-            result.status = ExecuteRollout.Result.STATUS_ABORTED
-            result.reason = "another rollout or homing is running"
-            return result
-        try:
-            def run():
-                if self.runner.armed:
-                    try:
-                        self.runner.home()
-                    except RobotFault as exc:
-                        return None, f"cannot reach the start pose: {exc}"
-                return self.runner.run(
-                    int(goal.max_steps), float(goal.timeout_s),
-                    on_step=lambda s, t: handle.publish_feedback(
-                        ExecuteRollout.Feedback(step=s, elapsed=t)),
-                    should_cancel=lambda: handle.is_cancel_requested,
-                    on_start=lambda snap: self._publish_state(
-                        goal.rollout_id, RolloutState.PHASE_START, snap)), ""
-
-            run_result, error = self._on_robot(run)
-            if run_result is None:
-                status, steps, duration, reason = RolloutStatus.ABORTED, 0, 0.0, error
-            else:
-                status, steps = run_result.status, run_result.steps
-                duration, reason = run_result.duration, run_result.reason
-                if run_result.end is not None and run_result.start is not None:
-                    self._publish_state(goal.rollout_id, RolloutState.PHASE_END, run_result.end)
-                for note in run_result.notes:
-                    self.get_logger().warning(f"rollout {goal.rollout_id}: {note}")
-            if self.fake:
-                self._on_robot(self._fake_frame)
-        finally:
-            self._busy.release()
-        text = f"rollout {goal.rollout_id}: {status.value} after {steps} steps: {reason}"
-        if status == RolloutStatus.COMPLETED:
+        run_result, error = self.on_world_thread(run)
+        if run_result is None:
+            report = RolloutReport(RolloutStatus.ABORTED, 0, error, 0.0)
+        else:
+            report = RolloutReport(run_result.status, run_result.steps, run_result.reason,
+                                   float(run_result.duration))
+            if run_result.end is not None and run_result.start is not None:
+                self._publish_state(goal.rollout_id, RolloutState.PHASE_END, run_result.end)
+            for note in run_result.notes:
+                self.get_logger().warning(f"rollout {goal.rollout_id}: {note}")
+        if self.fake:
+            self.on_world_thread(self._fake_frame)
+        text = (f"rollout {goal.rollout_id}: {report.status.value} after {report.steps} steps: "
+                f"{report.reason}")
+        if report.status == RolloutStatus.COMPLETED:
             self.get_logger().info(text)
         else:  # rclpy: one call site logs at one severity
             self.get_logger().warning(text)
-        result.status, result.steps = _RESULT_STATUS[status], steps
-        result.duration, result.reason = float(duration), reason
-        if status == RolloutStatus.CANCELLED and handle.is_cancel_requested:
-            handle.canceled()
-        elif status == RolloutStatus.COMPLETED:
-            handle.succeed()
-        else:
-            handle.abort()
-        return result
+        return report
 
     def destroy_node(self) -> None:
         runner = getattr(self, "runner", None)
         if runner is not None:
             runner.disarm()
-            self._on_robot(runner.stop)
-        self._robot_thread.shutdown()
+            self.on_world_thread(runner.stop)
         super().destroy_node()
 
 

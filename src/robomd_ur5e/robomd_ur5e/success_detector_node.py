@@ -26,28 +26,29 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool
 
 from robomd_diagnoser.ros.image import from_msg
+from robomd_diagnoser.ros.node import Param, ParameterError, declare, spin_node
 from robomd_msgs.msg import RolloutOutcome, RolloutState
 from robomd_msgs.srv import JudgeRollout
 from robomd_ur5e.detector import COMBINE_MODES, Detector, RobotEnd, StateRule, Verdict, VisionRule
-from robomd_ur5e.node_util import ParameterError, declare, spin_node
 
-#: name -> (default, description); every parameter is read-only once the node runs.
-PARAMETERS: dict[str, tuple[object, str]] = {
-    "mode": ("state", f"how the rules combine: {' | '.join(COMBINE_MODES)}"),
-    "state_min_width": (0.004, "state rule: a smaller finger gap means closed on nothing, m"),
-    "state_max_width": (0.080, "state rule: a larger finger gap means open, m"),
-    "state_min_lift": (0.05, "state rule: the TCP must end this far above its lowest point, m"),
-    "vision_hsv_low": ([170, 120, 60], "vision rule: lower HSV bound (H 0..179; H low > H high "
-                                       "wraps, for red)"),
-    "vision_hsv_high": ([10, 255, 255], "vision rule: upper HSV bound"),
-    "vision_metric": ("rise", "vision rule: rise (centroid moves up) or area (blob grows)"),
-    "vision_min_rise_px": (5.0, "vision rule: pixels the blob's centroid must rise"),
-    "vision_min_area_ratio": (1.3, "vision rule: end area / start area needed"),
-    "vision_min_blob_px": (4, "vision rule: smaller blobs are noise, pixels"),
-    "state_timeout": (5.0, "seconds to wait for the executor's end state of a rollout"),
-    "frame_timeout": (2.0, "seconds to wait for a camera frame after the rollout ended"),
-    "override_window": (0.0, "seconds to wait for an operator override when the rules cannot "
-                             "decide (0: answer undecided at once)"),
+#: Every parameter is read-only once the node runs.
+PARAMETERS: dict[str, Param] = {
+    "mode": Param("state", f"how the rules combine: {' | '.join(COMBINE_MODES)}"),
+    "state_min_width": Param(0.004, "state rule: a smaller finger gap means closed on nothing, m"),
+    "state_max_width": Param(0.080, "state rule: a larger finger gap means open, m"),
+    "state_min_lift": Param(0.05, "state rule: the TCP must end this far above its lowest "
+                                  "point, m"),
+    "vision_hsv_low": Param([170, 120, 60], "vision rule: lower HSV bound (H 0..179; H low > "
+                                            "H high wraps, for red)"),
+    "vision_hsv_high": Param([10, 255, 255], "vision rule: upper HSV bound"),
+    "vision_metric": Param("rise", "vision rule: rise (centroid moves up) or area (blob grows)"),
+    "vision_min_rise_px": Param(5.0, "vision rule: pixels the blob's centroid must rise"),
+    "vision_min_area_ratio": Param(1.3, "vision rule: end area / start area needed"),
+    "vision_min_blob_px": Param(4, "vision rule: smaller blobs are noise, pixels"),
+    "state_timeout": Param(5.0, "seconds to wait for the executor's end state of a rollout"),
+    "frame_timeout": Param(2.0, "seconds to wait for a camera frame after the rollout ended"),
+    "override_window": Param(0.0, "seconds to wait for an operator override when the rules cannot "
+                                  "decide (0: answer undecided at once)"),
 }
 _KEEP = 32  # rollouts remembered
 

@@ -112,7 +112,7 @@ def test_camera_node_publishes_a_video_file_then_ends(tmp_path: Path) -> None:
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from robomd_diagnoser.bringup import Graph, NodeSpec
+    from robomd_diagnoser.ros.bringup import Graph, NodeSpec
 
     graph = Graph([NodeSpec("robomd_ur5e", "camera_node", "camera", parameters={
         "source": str(video), "width": 32, "height": 24, "rate": 10.0, "loop": False,

@@ -13,10 +13,10 @@ import yaml
 
 pytest.importorskip("rclpy")
 
-from robomd_diagnoser.bringup import Graph  # noqa: E402
 from robomd_diagnoser.campaign import STORE_FILE  # noqa: E402
 from robomd_diagnoser.config import load_campaign  # noqa: E402
 from robomd_diagnoser.paths import find_config  # noqa: E402
+from robomd_diagnoser.ros.bringup import Graph  # noqa: E402
 from robomd_diagnoser.store import RolloutStore  # noqa: E402
 from robomd_ur5e.bringup import ur5e_campaign_nodes  # noqa: E402
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from robomd_ur5e.commands.operator import parse_answer
+from robomd_ur5e.cli.operator import parse_answer
 
 rclpy = pytest.importorskip("rclpy")
 
@@ -23,11 +23,11 @@ def test_console_parses_answers_with_notes() -> None:
 def test_prompt_node_done_skip_abort_timeout() -> None:
     from std_srvs.srv import SetBool, Trigger
 
-    from robomd_diagnoser.bringup import Graph, NodeSpec
     from robomd_diagnoser.paths import find_config
+    from robomd_diagnoser.ros.bringup import Graph, NodeSpec
+    from robomd_diagnoser.ros.node import LATCHED
     from robomd_msgs.msg import OperatorPrompt
     from robomd_msgs.srv import ApplyPerturbation, OperatorRespond, ResetScene
-    from robomd_ur5e.node_util import LATCHED
 
     graph = Graph([NodeSpec("robomd_ur5e", "operator_prompt_node", "operator_prompt",
                             parameters={"catalog": str(find_config("catalogs/real_lift.yaml")),

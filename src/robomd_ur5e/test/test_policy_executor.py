@@ -12,7 +12,6 @@ import rtde_io
 import rtde_receive
 
 from robomd_diagnoser.world import RolloutStatus
-from robomd_ur5e.executor import DISARMED, ExecutorSettings, RolloutRunner
 from robomd_ur5e.fake import (
     FakeGripper,
     FakeRobot,
@@ -22,6 +21,7 @@ from robomd_ur5e.fake import (
     make_fake_robot,
 )
 from robomd_ur5e.hardware import CONTROL_METHODS, IO_METHODS, RECEIVE_METHODS, fault_reason
+from robomd_ur5e.runner import DISARMED, ExecutorSettings, RolloutRunner
 from robomd_ur5e.safety import ActionMapper, SafetyEnvelope, SafetyLimits
 
 #: config/ur5e/fake_hardware.yaml's envelope.

@@ -5,7 +5,7 @@ and ranking of seen or unseen perturbation texts by the policy's density ratio (
 - :mod:`.model`: the image + text embedder with its success head; loading it safely.
 - :mod:`.train`: BCE + margin contrastive training (Eq. 1), checkpointed and resumable.
 - :mod:`.evaluate`: cosine confusion matrix vs identity, kNN accuracy, ablations.
-- :mod:`.env`: the embedding-space environment (snapping, reward Eq. 2).
+- :mod:`.embedding_env`: the embedding-space environment (snapping, reward Eq. 2).
 - :mod:`.agent`: PPO on it, saved weights-only.
 - :mod:`.query`: Eq. 4 ranking with reliability.
 

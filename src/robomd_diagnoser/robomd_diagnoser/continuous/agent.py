@@ -15,10 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from robomd_diagnoser.continuous.env import ContinuousReward, EmbeddingEnv, KnownEmbeddings
+from robomd_diagnoser.continuous.embedding_env import (
+    ContinuousReward,
+    EmbeddingEnv,
+    KnownEmbeddings,
+)
 
-#: The action coordinates agents are trained in (see :mod:`~robomd_diagnoser.continuous.env`);
-#: saved with each agent so that one trained in other coordinates is not reused.
+#: The action coordinates agents are trained in (see
+#: :mod:`~robomd_diagnoser.continuous.embedding_env`); saved with each agent so that one trained
+#: in other coordinates is not reused.
 COORDINATES = "e/s"
 
 

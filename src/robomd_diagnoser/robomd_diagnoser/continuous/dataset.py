@@ -15,16 +15,16 @@ never samples (they are not policy outcomes).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from robomd_diagnoser.catalog import Catalog, parse_catalog
-from robomd_diagnoser.env import ObservationCache
+from robomd_diagnoser.config import WorldSettings
+from robomd_diagnoser.diagnosis_env import ObservationCache
 from robomd_diagnoser.store import RolloutRecord, RolloutStore
 from robomd_diagnoser.sweep import META_KEY as SWEEP_META
 from robomd_diagnoser.sweep import NOMINAL, NOMINAL_TEXT
@@ -94,19 +94,10 @@ class DataSource:
     policy: str
 
 
-@dataclass(frozen=True)
-class _SimSpec:
-    """Picklable recipe of a robosuite world used only for rendering (no policy)."""
-
-    catalog: Catalog
-    robot: str
-    camera_size: int
-
-    def __call__(self) -> World:
-        os.environ.setdefault("MUJOCO_GL", "egl")
-        from robomd_sim_bridge.world import RobosuiteWorld
-
-        return RobosuiteWorld(self.catalog, robot=self.robot, camera_size=self.camera_size)
+def _scene_world(catalog: Catalog, robot: str, camera_size: int) -> WorldSettings:
+    """A simulated world that only shows ``catalog``'s scenes (no policy, nothing rolled out)."""
+    return WorldSettings(type="sim", catalog=catalog, policy="", robot=robot,
+                         camera_size=camera_size)
 
 
 def open_source(directory: str | Path) -> DataSource:
@@ -127,7 +118,7 @@ def open_source(directory: str | Path) -> DataSource:
         catalog = parse_catalog({"task": sweep["task"], "perturbations": list(sweep["catalog"])},
                                 f"{path} (sweep settings)")
         return DataSource(directory, "sweep", catalog,
-                          _SimSpec(catalog, sweep["robot"], int(sweep["camera_size"])),
+                          _scene_world(catalog, sweep["robot"], int(sweep["camera_size"])),
                           int(sweep["horizon"]), str(sweep["policy"]))
     if campaign is not None:
         from robomd_diagnoser.campaign import build_world
@@ -137,8 +128,8 @@ def open_source(directory: str | Path) -> DataSource:
         config = CampaignConfig.from_dict(campaign, f"{path} (campaign settings)")
         catalog = load_catalog(config.catalog)
         if config.world.type == "sim":
-            factory: Callable[[], World] = _SimSpec(catalog, config.world.robot,
-                                                    config.world.camera_size)
+            factory: Callable[[], World] = _scene_world(catalog, config.world.robot,
+                                                        config.world.camera_size)
         else:
             def factory() -> World:
                 return build_world(config)
@@ -160,9 +151,7 @@ def render_scenes(source: DataSource, catalog: Catalog, names: Sequence[str],
     :returns: (count, H, W, 3) uint8 images by name.
     :raises DatasetError: for real-robot data, another task or an unknown name.
     """
-    from dataclasses import replace
-
-    if not isinstance(source.make_world, _SimSpec):
+    if not isinstance(source.make_world, WorldSettings) or source.make_world.type != "sim":
         raise DatasetError(f"{source.directory}: only simulated scenes can be rendered; photograph "
                            "the changed scene and pass it with --scene TEXT=PATH")
     if catalog.task != source.catalog.task:

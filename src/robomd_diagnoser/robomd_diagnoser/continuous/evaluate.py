@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from robomd_diagnoser.continuous.env import KnownEmbeddings
+from robomd_diagnoser.continuous.embedding_env import KnownEmbeddings
 
 KS = (1, 3, 5, 7, 9, 11, 15)
 TEST_FRACTION = 0.3

@@ -197,7 +197,7 @@ class BCEncoder(nn.Module):
 
         :raises ModelError: if the file is missing or not BC weights.
         """
-        from robomd_diagnoser.bc import BCWeightsError, load_bc
+        from robomd_diagnoser.learning.weights import BCWeightsError, load_bc
 
         try:
             net, meta = load_bc(path)
@@ -216,7 +216,7 @@ class BCEncoder(nn.Module):
         if not convs or f"{prefix}input_size" not in state:
             raise ModelError(f"the embedder's weights hold no {BC_BACKBONE} encoder under "
                              f"{prefix!r}; retrain it with `robomd embed train`")
-        from robomd_diagnoser.bc import BCNet
+        from robomd_diagnoser.learning.model import BCNet
 
         return cls(BCNet([c for _, c in convs]).encoder, int(state[f"{prefix}input_size"]))
 

@@ -8,7 +8,8 @@ scores. ``log_ratio`` is the score minus that of the nominal
 scene's own text, so a positive value reads "the agent expects this more than the unperturbed
 scene to make the policy fail". ``reliability`` is the distance from the text's embedding to the
 nearest known embedding (unit-norm embeddings: in [0, 2]); ``far`` flags distances above the
-known set's :attr:`~robomd_diagnoser.continuous.env.KnownEmbeddings.reliability_threshold`.
+known set's reliability threshold
+(:attr:`~robomd_diagnoser.continuous.embedding_env.KnownEmbeddings.reliability_threshold`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from robomd_diagnoser.continuous.agent import AgentSettings, EmbeddingAgent
-from robomd_diagnoser.continuous.env import ContinuousReward, KnownEmbeddings
+from robomd_diagnoser.continuous.embedding_env import ContinuousReward, KnownEmbeddings
 from robomd_diagnoser.continuous.model import FailureEmbedder
 from robomd_diagnoser.continuous.train import EMBEDDER, KNOWN, scene_embeddings
 from robomd_diagnoser.sweep import NOMINAL_TEXT

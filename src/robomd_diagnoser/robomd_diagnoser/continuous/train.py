@@ -34,7 +34,7 @@ import torch
 from torch.nn import functional as F
 
 from robomd_diagnoser.continuous.dataset import RolloutDataset
-from robomd_diagnoser.continuous.env import KnownEmbeddings
+from robomd_diagnoser.continuous.embedding_env import KnownEmbeddings
 from robomd_diagnoser.continuous.model import EmbedderConfig, FailureEmbedder
 from robomd_diagnoser.sweep import NOMINAL_TEXT
 

@@ -6,9 +6,9 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from robomd_diagnoser.bringup import sim_campaign_nodes
 from robomd_diagnoser.config import load_campaign
 from robomd_diagnoser.paths import find_config
+from robomd_diagnoser.ros.bringup import sim_campaign_nodes
 
 
 def campaign_arguments() -> list[DeclareLaunchArgument]:

@@ -1,0 +1,1 @@
+"""``robomd`` subcommands of the real-robot package (``robomd.commands`` plug-ins)."""

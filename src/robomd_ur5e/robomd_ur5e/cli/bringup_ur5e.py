@@ -1,0 +1,44 @@
+"""``robomd bringup-ur5e``: start the real-robot campaign's ROS 2 graph without ``ros2 launch``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bringup-ur5e", help="run a UR5e campaign through the ROS 2 node graph",
+        description="Starts the nodes of robomd_ur5e's diagnose.launch.py (camera, policy "
+                    "executor, success detector, operator prompt, diagnoser) as separate "
+                    "processes with the same parameters, waits for the campaign to finish and "
+                    "stops them. Answer the prompts with `robomd operator` in another terminal "
+                    "(it also arms the executor). Ctrl-C stops every node; rerun to resume.")
+    p.add_argument("campaign", help="campaign YAML with world type real, e.g. "
+                                    "config/campaigns/real_lift.yaml")
+    p.add_argument("--robot-ip", default="", help="the UR controller's IP address (required "
+                                                  "unless --fake-hardware)")
+    p.add_argument("--camera", default="0", help="camera: device index, video file or URL")
+    p.add_argument("--policy", default="", help="policy spec (default: the campaign's)")
+    p.add_argument("--catalog", default="", help="catalog for the operator's instructions "
+                                                 "(default: the campaign's)")
+    p.add_argument("--fake-hardware", action="store_true",
+                   help="dry run: the simulated UR5e instead of the robot")
+    p.add_argument("--out", help="campaign directory (default: the campaign's output)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from robomd_diagnoser.config import ConfigError, load_campaign
+    from robomd_diagnoser.ros.bringup import Graph
+    from robomd_ur5e.bringup import domain_env, domain_text, ur5e_campaign_nodes
+
+    try:
+        specs = ur5e_campaign_nodes(load_campaign(args.campaign), args.campaign,
+                                    robot_ip=args.robot_ip, camera=args.camera,
+                                    policy=args.policy, catalog=args.catalog,
+                                    use_fake_hardware=args.fake_hardware, out_dir=args.out)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"robomd bringup-ur5e: {exc}")
+        return 2
+    print(f"robomd bringup-ur5e: {domain_text(args.fake_hardware)}", flush=True)
+    return Graph(specs, domain_env(args.fake_hardware)).run("diagnoser", "robomd bringup-ur5e")

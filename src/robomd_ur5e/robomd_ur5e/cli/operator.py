@@ -1,0 +1,172 @@
+"""``robomd operator``: the operator console of a real-robot campaign (a second terminal).
+
+Shows each prompt of ``operator/prompt`` and answers it on ``operator/respond`` with what the
+operator types: ``d`` done, ``s`` skip, ``a`` abort (optionally followed by a note). ``--auto
+done`` answers every prompt by itself (scripted dry runs). ``--arm`` arms the executor first
+(after a confirmation unless ``--auto``). Judged rollouts and campaign progress are shown too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import sys
+import threading
+import time
+
+ANSWERS = {"d": "done", "s": "skip", "a": "abort"}
+
+
+def parse_answer(line: str) -> tuple[str, str] | None:
+    """``'s no red sheet'`` -> ``('skip', 'no red sheet')``; None if not an answer."""
+    word, _, note = line.strip().partition(" ")
+    word = word.lower()
+    answer = ANSWERS.get(word) or (word if word in ANSWERS.values() else None)
+    return None if answer is None else (answer, note.strip())
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "operator", help="operator console for a real-robot campaign (answer scene prompts)",
+        description="Shows the operator prompts of a running UR5e campaign and sends your "
+                    "answers: d = done, s = skip (recorded as unavailable, never as a failure), "
+                    "a = abort the campaign; a note may follow the letter.")
+    p.add_argument("--auto", choices=("done", "skip", "abort"),
+                   help="answer every prompt with this, without asking (scripted dry runs)")
+    p.add_argument("--arm", action="store_true",
+                   help="arm the policy executor first (the arm will move)")
+    p.add_argument("--fake-hardware", action="store_true",
+                   help="join a fake-hardware dry run (its localhost-only ROS domain)")
+    p.add_argument("--namespace", default="/robomd", help="the campaign's namespace")
+    p.add_argument("--exit-when-done", action="store_true",
+                   help="exit when the campaign reports done or fault")
+    p.set_defaults(func=run)
+
+
+class _Console:
+    """The ROS side: subscriptions, the respond/arm clients, and a queue of prompts."""
+
+    def __init__(self, namespace: str) -> None:
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+        from std_srvs.srv import SetBool
+
+        from robomd_diagnoser.ros.node import LATCHED
+        from robomd_msgs.msg import CampaignStatus, OperatorPrompt, RolloutOutcome
+        from robomd_msgs.srv import OperatorRespond
+
+        ns = namespace.rstrip("/")
+        self.node = rclpy.create_node(f"operator_console_{os.getpid()}")
+        self.prompts: queue.Queue = queue.Queue()
+        self.finished = threading.Event()
+        self._kinds = {OperatorPrompt.KIND_APPLY: "CHANGE THE SCENE",
+                       OperatorPrompt.KIND_RESET: "RESET THE SCENE"}
+        self._done_states = {CampaignStatus.STATE_DONE, CampaignStatus.STATE_FAULT}
+        self.respond_client = self.node.create_client(OperatorRespond, f"{ns}/operator/respond")
+        self.arm_client = self.node.create_client(SetBool, f"{ns}/executor/arm")
+        self.Respond, self.SetBool = OperatorRespond, SetBool
+        self.node.create_subscription(OperatorPrompt, f"{ns}/operator/prompt", self._on_prompt,
+                                      LATCHED)
+        self.node.create_subscription(RolloutOutcome, f"{ns}/rollout/outcome", self._on_outcome,
+                                      10)
+        self.node.create_subscription(CampaignStatus, f"{ns}/campaign/status", self._on_status,
+                                      10)
+        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor.add_node(self.node)
+        threading.Thread(target=self.executor.spin, daemon=True).start()
+
+    def _on_prompt(self, msg) -> None:
+        if msg.kind in self._kinds and msg.prompt_id:
+            self.prompts.put(msg)
+
+    def _on_outcome(self, msg) -> None:
+        verdict = "SUCCESS" if msg.success else "FAILURE"
+        print(f"[rollout {msg.rollout_id}] {verdict} by {msg.judge} (confidence "
+              f"{msg.confidence:.2f}): {msg.reason}", flush=True)
+
+    def _on_status(self, msg) -> None:
+        if msg.state in self._done_states:
+            if not self.finished.is_set():
+                print(f"[campaign] {msg.message}", flush=True)
+            self.finished.set()
+
+    def call(self, client, request, timeout: float = 30.0):
+        """Call a service; the response or None."""
+        if not client.wait_for_service(timeout_sec=timeout):
+            return None
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _f: done.set())
+        return future.result() if done.wait(timeout) else None
+
+    def show(self, msg) -> None:
+        print(f"\n=== {self._kinds[msg.kind]} (prompt {msg.prompt_id}) ===\n{msg.instruction}",
+              flush=True)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+def _stdin_lines(lines: queue.Queue) -> None:
+    for line in sys.stdin:
+        lines.put(line)
+    lines.put(None)
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+
+    from robomd_ur5e.bringup import domain_env
+
+    os.environ.update(domain_env(args.fake_hardware))
+    rclpy.init()
+    console = _Console(args.namespace)
+    lines: queue.Queue = queue.Queue()
+    if args.auto is None:
+        threading.Thread(target=_stdin_lines, args=(lines,), daemon=True).start()
+    try:
+        if args.arm:
+            if args.auto is None:
+                print("Arm the executor? The arm will move. Type 'arm' to confirm: ", end="",
+                      flush=True)
+                line = lines.get()
+                if line is None or line.strip() != "arm":
+                    print("not armed")
+                    return 1
+            res = console.call(console.arm_client, console.SetBool.Request(data=True))
+            print(f"executor: {res.message if res else 'executor/arm not available'}",
+                  flush=True)
+            if res is None:
+                return 1
+        print("waiting for prompts (Ctrl-C to quit)", flush=True)
+        while not (args.exit_when_done and console.finished.is_set()):
+            try:
+                prompt = console.prompts.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            console.show(prompt)
+            if args.auto is not None:
+                answer = (args.auto, "auto")
+            else:
+                answer = None
+                while answer is None:
+                    print("[d]one / [s]kip / [a]bort (+ note)? ", end="", flush=True)
+                    line = lines.get()
+                    if line is None:
+                        return 0
+                    answer = parse_answer(line)
+            code = getattr(console.Respond.Request, f"RESPONSE_{answer[0].upper()}")
+            request = console.Respond.Request(prompt_id=prompt.prompt_id, response=code,
+                                              note=answer[1])
+            res = console.call(console.respond_client, request)
+            reply = res.message if res else "no answer from the operator prompt node"
+            print(f"-> {answer[0]}: {reply}", flush=True)
+            time.sleep(0.05)
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        console.close()
+        rclpy.try_shutdown()

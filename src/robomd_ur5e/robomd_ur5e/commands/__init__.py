@@ -1,1 +1,0 @@
-"""``robomd`` subcommands of the real-robot package (registered in robomd_diagnoser.cli)."""
