@@ -50,8 +50,10 @@ AGENT_TYPES = ("ppo", "a2c", "uniform", "thompson")
 WORLD_TYPES = ("sim", "table", "real")
 #: Robots the simulated worlds support.
 ROBOTS = ("UR5e", "Panda")
-#: Image sizes a world may use: the agent's CNN needs at least MIN_IMAGE pixels.
-MIN_IMAGE, MAX_IMAGE = 36, 512
+#: Image sizes a world may render, pixels.
+MIN_IMAGE, MAX_IMAGE = 16, 512
+#: The campaign agent's CNN needs images of at least this many pixels.
+AGENT_MIN_IMAGE = 36
 MAX_HORIZON = 100_000
 RL_AGENTS = ("ppo", "a2c")
 
@@ -128,9 +130,7 @@ class WorldSettings:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ConfigError(f"{field_name(key)}: {value!r} is out of range; use an integer "
-                                  f"in {lo}..{hi}" + (" (the agent's CNN needs at least "
-                                                      f"{MIN_IMAGE} pixels)" if lo == MIN_IMAGE
-                                                      else ""))
+                                  f"in {lo}..{hi}")
         if self.robot not in ROBOTS:
             raise ConfigError(f"{field_name('robot')}: {self.robot!r} is not a supported robot; "
                               f"use one of {', '.join(ROBOTS)}")
@@ -332,8 +332,13 @@ def _world(data: Any, base: Path | None, catalog: Path, policy: Any) -> WorldSet
     if wtype == "table" and "failure_rates" in data:
         kw["failure_rates"] = str(_resolve(str(data["failure_rates"]), base,
                                            f"{where}.failure_rates"))
-    return WorldSettings(**kw).check(lambda f: "campaign.policy" if f == "policy"
-                                     else f"{where}.{f}")
+    world = WorldSettings(**kw).check(lambda f: "campaign.policy" if f == "policy"
+                                      else f"{where}.{f}")
+    key = "image_size" if wtype == "table" else "camera_size"
+    if getattr(world, key) < AGENT_MIN_IMAGE:
+        raise ConfigError(f"{where}.{key}: the agent's CNN needs at least {AGENT_MIN_IMAGE} "
+                          f"pixels, got {getattr(world, key)}")
+    return world
 
 
 def _agent(data: Any) -> AgentConfig:

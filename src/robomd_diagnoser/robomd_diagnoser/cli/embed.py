@@ -55,12 +55,14 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="paper sizes: 224 px, all 12 ViT blocks, 100 epochs (slow on a CPU)")
 
 
-def model_from_args(args: argparse.Namespace, policy: str | None = None) -> tuple[Any, Any]:
+def model_from_args(args: argparse.Namespace, policy: str | None = None,
+                    task: str = "") -> tuple[Any, Any]:
     """The :class:`EmbedderConfig` and :class:`TrainSettings` the options ask for.
 
     :param args: the parsed options.
     :param policy: the data's policy spec; gives the weights of ``--backbone bc`` when
         ``--image-checkpoint`` does not.
+    :param task: the data's task (the shipped weights of spec ``bc`` are per task).
     :raises ValueError: for ``--backbone bc`` without BC weights to read.
     """
     from robomd_diagnoser.continuous.model import BC_BACKBONE, EmbedderConfig
@@ -72,7 +74,7 @@ def model_from_args(args: argparse.Namespace, policy: str | None = None) -> tupl
     checkpoint = args.image_checkpoint
     if args.backbone == BC_BACKBONE and checkpoint is None:
         try:
-            checkpoint = str(parent_weights(policy or ""))
+            checkpoint = str(parent_weights(policy or "", task))
         except FinetuneError:
             raise ValueError(f"--backbone {BC_BACKBONE}: the data's policy {policy!r} is not a BC "
                              "policy of this project; give its weights with --image-checkpoint "
@@ -135,7 +137,8 @@ def run_train(args: argparse.Namespace) -> int:
     from robomd_diagnoser.continuous.train import EMBEDDER, TrainError, train_embedding
 
     try:
-        config, settings = model_from_args(args, open_source(args.data).policy)
+        source = open_source(args.data)
+        config, settings = model_from_args(args, source.policy, source.catalog.task)
         exclude = [n.strip() for n in args.exclude.split(",") if n.strip()]
         dataset = load_dataset(args.data, exclude, progress=not args.no_progress)
         out = args.out or args.data / "continuous"

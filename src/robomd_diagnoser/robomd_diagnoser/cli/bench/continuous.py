@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         catalog = source.catalog
         names = [n for n in catalog.names if n in truth.rates]
         folds = folds_of(names, args.folds, args.seed)
-        config, settings = model_from_args(args, source.policy)
+        config, settings = model_from_args(args, source.policy, catalog.task)
         if not config.use_text and args.query_scene == "nominal":
             raise ValueError("--image-only ranks scenes, not texts: add --query-scene rendered")
         agent_settings = AgentSettings(timesteps=args.timesteps, seed=args.seed)
