@@ -14,6 +14,10 @@ Policy specs understood by :func:`load_policy`:
     ``torchscript:<path>``        a TorchScript file (see :class:`TorchScriptPolicy`)
     ``module:<pkg.mod:factory>``  a Python factory returning a policy or a callable obs -> action
     ``bc:<path>``                 weights of :mod:`robomd_diagnoser.bc`'s vision BC model
+
+A spec is trusted input: ``module:`` imports the named module and calls the factory, which runs
+arbitrary Python code with the caller's rights (as does a campaign, sweep or node parameter that
+names one). Only ``torchscript:`` and ``bc:`` files load data without running Python.
 """
 
 from __future__ import annotations
