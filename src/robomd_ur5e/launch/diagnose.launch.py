@@ -8,17 +8,21 @@ With use_mock_hardware:=true the executor drives the simulated UR5e instead (a d
 use_fake_hardware:=true, the switch's name in older Universal Robots driver releases, does the
 same. The node
 set and its parameters come from robomd_ur5e.bringup (shared with ``robomd bringup-ur5e``). ROS
-domain: the lab's default (ROS_DOMAIN_ID from the shell, else 0); a fake-hardware dry run uses the
-simulation's localhost-only domain 77 instead.
+domain: the lab's default (ROS_DOMAIN_ID from the shell, else 0); a mock-hardware dry run uses
+domain 77 on localhost only instead (loopback-only DDS sockets with Fast DDS).
 """
+
+import os
 
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
+from robomd_diagnoser.bringup import SIM_DOMAIN_ID
 from robomd_diagnoser.config import load_campaign
 from robomd_diagnoser.paths import find_config
+from robomd_diagnoser.ros.network import loopback_env
 from robomd_ur5e.bringup import domain_env, domain_text, ur5e_campaign_nodes
 
 
@@ -37,8 +41,10 @@ def _nodes(context) -> list:
         catalog=LaunchConfiguration("catalog").perform(context),
         use_fake_hardware=fake,
         out_dir=LaunchConfiguration("output").perform(context) or None)
-    env = domain_env(fake)
-    return [LogInfo(msg=f"RoboMD UR5e campaign on {domain_text(fake)}"),
+    env = domain_env(fake, SIM_DOMAIN_ID)
+    if fake:
+        env.update(loopback_env({**os.environ, **env}))
+    return [LogInfo(msg=f"RoboMD UR5e campaign on {domain_text(fake, {**os.environ, **env})}"),
             *[Node(package=s.package, executable=s.executable, name=s.name, namespace=s.namespace,
                    parameters=[s.parameters], additional_env=env, output="screen")
               for s in specs]]

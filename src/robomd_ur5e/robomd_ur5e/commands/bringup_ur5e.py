@@ -44,5 +44,6 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"robomd bringup-ur5e: {exc}")
         return 2
-    print(f"robomd bringup-ur5e: {domain_text(args.fake_hardware)}", flush=True)
-    return Graph(specs, domain_env(args.fake_hardware)).run("diagnoser", "robomd bringup-ur5e")
+    graph = Graph(specs, domain_env(args.fake_hardware))
+    print(f"robomd bringup-ur5e: {domain_text(args.fake_hardware, graph.env)}", flush=True)
+    return graph.run("diagnoser", "robomd bringup-ur5e")

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    action="store_true",
                    help="join a mock-hardware dry run (its localhost-only ROS domain; "
                         "--fake-hardware: the older name)")
+    p.add_argument("--domain-id", type=int, default=None,
+                   help="with --mock-hardware: the dry run's ROS_DOMAIN_ID, as its bringup "
+                        "printed it (default: 77)")
     p.add_argument("--namespace", default="/robomd", help="the campaign's namespace")
     p.add_argument("--exit-when-done", action="store_true",
                    help="exit when the campaign reports done or fault")
@@ -140,9 +143,12 @@ def _stdin_lines(lines: queue.Queue) -> None:
 def run(args: argparse.Namespace) -> int:
     import rclpy
 
+    from robomd_diagnoser.bringup import SIM_DOMAIN_ID
+    from robomd_diagnoser.ros.network import loopback_env
     from robomd_ur5e.bringup import domain_env
 
-    os.environ.update(domain_env(args.fake_hardware))
+    os.environ.update(domain_env(args.fake_hardware, args.domain_id or SIM_DOMAIN_ID))
+    os.environ.update(loopback_env(os.environ))
     rclpy.init()
     console = _Console(args.namespace)
     lines: queue.Queue = queue.Queue()
