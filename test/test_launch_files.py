@@ -149,3 +149,12 @@ def test_ur5e_launch_takes_the_mock_hardware_switch_under_both_names(monkeypatch
     assert "camera" not in {n.kwargs["name"] for n in nodes}, "the simulated UR5e renders"
     executor = next(n for n in nodes if n.kwargs["name"] == "policy_executor")
     assert executor.kwargs["parameters"][0]["use_fake_hardware"] is True
+
+
+def test_ur5e_launch_puts_each_node_in_its_own_enclave_on_request(monkeypatch) -> None:
+    _, plain = _run(UR5E_LAUNCH, monkeypatch)
+    assert all(n.kwargs["ros_arguments"] == [] for n in plain)
+    _, secure = _run(UR5E_LAUNCH, monkeypatch, {"security_enclaves": "true"})
+    assert {tuple(n.kwargs["ros_arguments"]) for n in secure} == {
+        ("--enclave", f"/robomd/{name}") for name in
+        ("camera", "policy_executor", "success_detector", "operator_prompt", "diagnoser")}

@@ -44,9 +44,11 @@ def _nodes(context) -> list:
     env = domain_env(fake, SIM_DOMAIN_ID)
     if fake:
         env.update(loopback_env({**os.environ, **env}))
+    secure = _flag(context, "security_enclaves")
     return [LogInfo(msg=f"RoboMD UR5e campaign on {domain_text(fake, {**os.environ, **env})}"),
             *[Node(package=s.package, executable=s.executable, name=s.name, namespace=s.namespace,
-                   parameters=[s.parameters], additional_env=env, output="screen")
+                   parameters=[s.parameters], additional_env=env, output="screen",
+                   ros_arguments=["--enclave", f"{s.namespace}/{s.name}"] if secure else [])
               for s in specs]]
 
 
@@ -73,6 +75,11 @@ def generate_launch_description() -> LaunchDescription:
                               description="older name of use_mock_hardware (UR driver releases "
                                           "before the rename); either one set to true selects "
                                           "the simulated UR5e"),
+        DeclareLaunchArgument("security_enclaves", default_value="false",
+                              description="true: each node runs in the SROS2 enclave "
+                                          "/robomd/<node name> (set ROS_SECURITY_KEYSTORE, "
+                                          "ROS_SECURITY_ENABLE=true, ROS_SECURITY_STRATEGY="
+                                          "Enforce; docs/real_robot.md, Access)"),
         DeclareLaunchArgument("output", default_value="",
                               description="campaign directory; empty = the campaign's output"),
         OpaqueFunction(function=_nodes),
