@@ -10,7 +10,7 @@ localhost in ROS domain 77, so a simulated campaign never reaches a robot's node
 from launch.actions import SetEnvironmentVariable
 
 from launch import LaunchDescription
-from robomd_diagnoser.ros.bringup import SIM_ENV
+from robomd_diagnoser.ros.bringup import SIM_DOMAIN_ID, SIM_ENV
 from robomd_diagnoser.ros.launch_support import campaign_arguments, campaign_nodes
 
 
@@ -18,5 +18,6 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         *campaign_arguments(),
         *[SetEnvironmentVariable(name, value) for name, value in SIM_ENV.items()],
+        SetEnvironmentVariable("ROS_DOMAIN_ID", str(SIM_DOMAIN_ID)),
         campaign_nodes(),
     ])

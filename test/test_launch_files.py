@@ -71,7 +71,8 @@ def _declared_parameters(package: str, executable: str) -> set[str] | None:
     return set(params) if params is not None else None
 
 
-def _run(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:
+def _run(path: Path, monkeypatch: pytest.MonkeyPatch,
+         overrides: dict[str, str] | None = None) -> tuple[list, list]:
     for name, mod in _stub_modules().items():
         monkeypatch.setitem(sys.modules, name, mod)
     spec = importlib.util.spec_from_file_location(f"launch_under_test_{path.stem}", path)
@@ -82,6 +83,7 @@ def _run(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:
     arguments = [e for e in entities if type(e).__name__ == "DeclareLaunchArgument"]
     context = {a.args[0]: a.kwargs.get("default_value", REQUIRED_SAMPLES.get(a.args[0], ""))
                for a in arguments}
+    context.update(overrides or {})
     nodes = []
     for entity in entities:
         if type(entity).__name__ == "OpaqueFunction":
@@ -124,12 +126,35 @@ def test_there_are_launch_files() -> None:
 def test_ur5e_launch_requires_robot_ip_and_starts_the_real_graph(monkeypatch) -> None:
     arguments, nodes = _run(UR5E_LAUNCH, monkeypatch)
     declared = {a.args[0]: a.kwargs for a in arguments}
-    assert {"robot_ip", "camera", "policy", "catalog", "campaign", "use_fake_hardware"} <= \
-        set(declared)
+    assert {"robot_ip", "camera", "policy", "catalog", "campaign", "use_mock_hardware",
+            "use_fake_hardware"} <= set(declared)
     assert "default_value" not in declared["robot_ip"], "robot_ip must have no default"
+    assert declared["use_mock_hardware"]["default_value"] == "false"
     assert declared["use_fake_hardware"]["default_value"] == "false"
     assert {n.kwargs["name"] for n in nodes} == {
         "camera", "policy_executor", "success_detector", "operator_prompt", "diagnoser"}
     executor = next(n for n in nodes if n.kwargs["name"] == "policy_executor")
     assert executor.kwargs["parameters"][0]["robot_ip"] == REQUIRED_SAMPLES["robot_ip"]
     assert executor.kwargs["additional_env"] == {}, "a real robot uses the lab's ROS domain"
+
+
+@pytest.mark.parametrize("switch", ["use_mock_hardware", "use_fake_hardware"])
+def test_ur5e_launch_takes_the_mock_hardware_switch_under_both_names(monkeypatch,
+                                                                    switch: str) -> None:
+    arguments, _ = _run(UR5E_LAUNCH, monkeypatch)
+    names = [a.args[0] for a in arguments]
+    assert names.index("use_mock_hardware") < names.index("use_fake_hardware"), \
+        "the current UR driver's name comes first; the older one is the alias"
+    _, nodes = _run(UR5E_LAUNCH, monkeypatch, {switch: "true"})
+    assert "camera" not in {n.kwargs["name"] for n in nodes}, "the simulated UR5e renders"
+    executor = next(n for n in nodes if n.kwargs["name"] == "policy_executor")
+    assert executor.kwargs["parameters"][0]["use_fake_hardware"] is True
+
+
+def test_ur5e_launch_puts_each_node_in_its_own_enclave_on_request(monkeypatch) -> None:
+    _, plain = _run(UR5E_LAUNCH, monkeypatch)
+    assert all(n.kwargs["ros_arguments"] == [] for n in plain)
+    _, secure = _run(UR5E_LAUNCH, monkeypatch, {"security_enclaves": "true"})
+    assert {tuple(n.kwargs["ros_arguments"]) for n in secure} == {
+        ("--enclave", f"/robomd/{name}") for name in
+        ("camera", "policy_executor", "success_detector", "operator_prompt", "diagnoser")}

@@ -13,12 +13,15 @@ world may then skip rendering); policies without the attribute are given images.
 Policy specs (:func:`make_policy`) are ``kind`` or ``kind:argument``; each kind is a plug-in of
 the ``robomd.policies`` entry-point group (:mod:`robomd_diagnoser.plugins`). This package's:
     ``torchscript:<path>``        a TorchScript file (see :class:`TorchScriptPolicy`)
-    ``module:<pkg.mod:factory>``  a Python factory returning a policy or a callable obs -> action;
-                                  its code runs in this process, so a spec is trusted input
+    ``module:<pkg.mod:factory>``  a Python factory returning a policy or a callable obs -> action
     ``bc:<path>``                 weights of the vision BC model (:mod:`robomd_diagnoser.learning`)
     ``bc``                        the BC weights a package ships for the world's task
                                   (``robomd.weights``)
 ``robomd_sim_bridge`` adds ``expert`` (its scripted controllers).
+
+A spec is trusted input: ``module:`` imports the named module and calls the factory, which runs
+arbitrary Python code with the caller's rights (as does a campaign, sweep or node parameter that
+names one). Only ``torchscript:`` and ``bc:`` files load data without running Python.
 """
 
 from __future__ import annotations

@@ -8,13 +8,14 @@ files in ``config/ur5e/`` (``fake_hardware.yaml`` overrides ``executor.yaml`` on
 plus the launch arguments.
 
 ROS domain: a real robot's graph uses the lab's default domain (``ROS_DOMAIN_ID`` as set in the
-shell, 0 when unset) so tools on other lab machines can see it; a dry run on fake hardware uses the
-simulation's localhost-only domain 77, so it never meets a real robot's nodes.
+shell, 0 when unset) so tools on other lab machines can see it; a dry run on mock hardware is a
+localhost graph like a simulated campaign (loopback-only DDS sockets, a free domain from 77 unless
+one is given; :mod:`robomd_diagnoser.ros.network`), so it never meets a real robot's nodes.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -47,17 +48,25 @@ def load_parameters(name: str) -> dict[str, Any]:
     return dict(params)
 
 
-def domain_env(use_fake_hardware: bool) -> dict[str, str]:
-    """Environment for the graph's processes (see the module docstring)."""
-    return dict(SIM_ENV) if use_fake_hardware else {}
+def domain_env(use_fake_hardware: bool, domain_id: int | None = None) -> dict[str, str]:
+    """Environment for the graph's processes (see the module docstring): none for a real robot;
+    localhost-only for mock hardware, in ``domain_id`` (None: a Graph picks a free one)."""
+    if not use_fake_hardware:
+        return {}
+    return {**SIM_ENV, **({} if domain_id is None else {"ROS_DOMAIN_ID": str(domain_id)})}
 
 
-def domain_text(use_fake_hardware: bool) -> str:
-    """Which ROS domain the graph uses, for the operator."""
+def domain_text(use_fake_hardware: bool, env: Mapping[str, str]) -> str:
+    """Which ROS domain the graph uses, for the operator.
+
+    :param use_fake_hardware: a mock-hardware dry run.
+    :param env: the graph's environment.
+    """
     if use_fake_hardware:
-        return (f"ROS_DOMAIN_ID={SIM_ENV['ROS_DOMAIN_ID']} with localhost-only discovery "
-                "(fake hardware dry run)")
-    current = os.environ.get("ROS_DOMAIN_ID")
+        domain = env["ROS_DOMAIN_ID"]
+        return (f"ROS_DOMAIN_ID={domain}, localhost only (mock hardware dry run; the console "
+                f"joins with: robomd operator --mock-hardware --domain-id {domain})")
+    current = env.get("ROS_DOMAIN_ID")
     return (f"ROS_DOMAIN_ID={current} (from the environment; the lab's domain)" if current
             else "ROS_DOMAIN_ID unset: ROS 2's default domain 0 (the lab's network)")
 

@@ -1,9 +1,10 @@
 """Fake UR5e hardware for dry runs: ur_rtde's interfaces backed by the simulated UR5e.
 
 :class:`FakeRobot` wraps a :class:`robomd_sim_bridge.world.RobosuiteWorld` (Lift on a UR5e with a
-Robotiq gripper). :class:`FakeRTDEControl` and :class:`FakeRTDEReceive` implement exactly the
-ur_rtde methods the executor calls (:data:`robomd_ur5e.hardware.CONTROL_METHODS`,
-:data:`~robomd_ur5e.hardware.RECEIVE_METHODS`), so commanded motions really move an arm:
+Robotiq gripper). :class:`FakeRTDEControl`, :class:`FakeRTDEReceive` and :class:`FakeDashboard`
+implement exactly the ur_rtde methods the executor calls
+(:data:`robomd_ur5e.hardware.CONTROL_METHODS`, :data:`~robomd_ur5e.hardware.RECEIVE_METHODS`,
+:data:`~robomd_ur5e.hardware.DASHBOARD_METHODS`), so commanded motions really move an arm:
 
 - ``speedL(xd)`` advances the simulation by one control period with robosuite's OSC_POSE controller
   asked to move the TCP by ``xd * period`` (position) and ``xd[3:] * period`` (rotation);
@@ -12,8 +13,12 @@ ur_rtde methods the executor calls (:data:`robomd_ur5e.hardware.CONTROL_METHODS`
 
 Faults are injected with :meth:`FakeRobot.inject` (now or after a number of control steps):
 ``protective_stop``, ``emergency_stop``, ``disconnect`` and ``program_stopped`` behave like the
-real controller (commands are refused, the status getters report it). Everything here must be
-called from one thread (the renderer's GL context is bound to the thread that created it).
+real controller (commands are refused, the status getters report it). What a test needs to see
+is counted: motion commands refused (:attr:`FakeRobot.refused`: a correct executor sends none
+after a fault), ``speedStop`` calls, watchdog kicks, each ``speedL``'s acceleration and hold time.
+The pendant's state read when arming (speed slider, robot mode, remote control, loaded program)
+is plain attributes. Everything here must be called from one thread (the renderer's GL context is
+bound to the thread that created it).
 """
 
 from __future__ import annotations
@@ -72,6 +77,13 @@ class FakeRobot:
         self.steps = 0
         self.watchdog_hz = 0.0
         self.kicks = 0
+        self.refused = 0
+        self.speed_stops = 0
+        self.speedl_args: list[tuple[float, float]] = []
+        self.speed_slider = 1.0
+        self.robot_mode = "RUNNING"
+        self.remote_control = True
+        self.loaded_program = "<unnamed>"
         self.twists: list[list[float]] = []
         self._scheduled: list[tuple[int, str]] = []
         _ACTIVE = self
@@ -115,6 +127,7 @@ class FakeRobot:
     def step(self, twist: Sequence[float]) -> bool:
         """One control period at TCP twist ``twist`` (base frame); False if refused."""
         if not self.can_move:
+            self.refused += 1
             return False
         twist = np.asarray(twist, dtype=float)
         action = np.r_[np.clip(twist[:3] * self.period / _OSC_POS, -1, 1),
@@ -131,6 +144,7 @@ class FakeRobot:
     def move_joints(self, q: Sequence[float]) -> bool:
         """Put the arm at joint positions ``q`` at rest; False if refused."""
         if not self.can_move:
+            self.refused += 1
             return False
         data = self.world.data
         data.qpos[self._arm_qpos] = np.asarray(q, dtype=float)
@@ -187,9 +201,11 @@ class FakeRTDEControl:
         self.robot = robot
 
     def speedL(self, xd: list[float], acceleration: float = 0.25, time: float = 0.0) -> bool:
+        self.robot.speedl_args.append((acceleration, time))
         return self.robot.step(xd)
 
     def speedStop(self, a: float = 10.0) -> bool:
+        self.robot.speed_stops += 1
         return self.robot.can_move
 
     def moveJ(self, q: list[float], speed: float = 1.05, acceleration: float = 1.4,
@@ -246,8 +262,41 @@ class FakeRTDEReceive:
     def isEmergencyStopped(self) -> bool:
         return self.robot.emergency_stop
 
+    def getSpeedScaling(self) -> float:
+        return 1.0
+
+    def getTargetSpeedFraction(self) -> float:
+        return self.robot.speed_slider
+
     def disconnect(self) -> None:
         self.robot.connected = False
+
+
+class FakeDashboard:
+    """``dashboard_client.DashboardClient`` subset over a :class:`FakeRobot` (replies as the
+    Dashboard server words them)."""
+
+    def __init__(self, robot: FakeRobot) -> None:
+        self.robot = robot
+
+    def connect(self, timeout_ms: int = 2000) -> None:
+        """Always reachable."""
+
+    def isConnected(self) -> bool:
+        return True
+
+    def robotmode(self) -> str:
+        return f"Robotmode: {self.robot.robot_mode}"
+
+    def isInRemoteControl(self) -> bool:
+        return self.robot.remote_control
+
+    def getLoadedProgram(self) -> str:
+        program = self.robot.loaded_program
+        return f"Loaded program: {program}" if program else "No program loaded"
+
+    def disconnect(self) -> None:
+        """Nothing to close."""
 
 
 class FakeGripper:

@@ -1,9 +1,11 @@
 """policy_executor node: serves ``execute_rollout`` on the UR5e (ur_rtde) or on fake hardware.
 
-Services: ``executor/arm`` (std_srvs/SetBool: nothing moves until an operator arms the executor;
-``false`` disarms and stops the arm), ``executor/home`` (std_srvs/Trigger: move to ``home_q``; the
-operator prompt calls it on every ``reset_scene``). Publishes ``executor/rollout_state``
-(robomd_msgs/RolloutState) at the start and end of every rollout, for the success detector.
+Services: ``executor/arm`` (std_srvs/SetBool: nothing moves until an operator arms the executor,
+and arming is refused, with the reason, unless the robot is fit for a campaign; ``false`` disarms
+and stops the arm), ``executor/home`` (std_srvs/Trigger: move to ``home_q``; the operator prompt
+calls it on every ``reset_scene``). Publishes ``executor/rollout_state`` (robomd_msgs/RolloutState)
+at the start and end of every rollout, for the success detector, and ``executor/armed``
+(std_msgs/Bool, latched) whenever the executor is armed or disarmed (a robot fault disarms it).
 Every call to the robot runs on one dedicated thread (with fake hardware, the simulator's GL
 context is bound to it); see :mod:`robomd_ur5e.runner` for the control loop and its faults.
 
@@ -24,12 +26,14 @@ import rclpy
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
 from robomd_diagnoser.catalog import CatalogError
 from robomd_diagnoser.policy import PolicyError, make_policy
 from robomd_diagnoser.ros.image import from_msg, to_msg
 from robomd_diagnoser.ros.node import (
+    LATCHED,
     Param,
     ParameterError,
     RolloutActionServer,
@@ -42,7 +46,14 @@ from robomd_msgs.action import ExecuteRollout
 from robomd_msgs.msg import RolloutState
 from robomd_msgs.srv import ApplyPerturbation, ResetScene
 from robomd_ur5e.fake import FAULTS
-from robomd_ur5e.hardware import GRIPPERS, RobotFault, connect_robot, make_gripper
+from robomd_ur5e.hardware import (
+    GRIPPERS,
+    ArmingChecks,
+    RobotFault,
+    connect_dashboard,
+    connect_robot,
+    make_gripper,
+)
 from robomd_ur5e.runner import ExecutorSettings, RolloutRunner, Snapshot
 from robomd_ur5e.safety import ActionMapper, SafetyEnvelope, SafetyLimits
 
@@ -52,7 +63,7 @@ PARAMETERS: dict[str, Param] = {
     "robot_ip": Param("", "the UR controller's IP address (required without fake hardware)"),
     "use_fake_hardware": Param(False, "drive the simulated UR5e instead of a real robot"),
     "policy": Param("", "policy under test: torchscript:<path>, module:<pkg.mod:factory>, "
-                                                                                          "bc:<path>"),
+                        "bc:<path>"),
     "device": Param("cpu", "torch device of the policy"),
     "rate": Param(20.0, "control rate, Hz (the policy's control frequency)"),
     "pos_scale": Param(0.05, "metres per unit of the action's position delta per control period"),
@@ -68,6 +79,12 @@ PARAMETERS: dict[str, Param] = {
     "home_tolerance": Param(0.01, "joint error that counts as at home, rad"),
     "home_timeout": Param(30.0, "seconds the homing move may take"),
     "watchdog_hz": Param(10.0, "RTDE watchdog minimum frequency, Hz (0: off)"),
+    "min_speed_scaling": Param(1.0, "arming is refused below this speed scaling (pendant slider "
+                                    "x controller scaling); 1.0 for a campaign", range=(0.0, 1.0)),
+    "require_remote_control": Param(True, "arming is refused unless the pendant is in Remote "
+                                          "Control"),
+    "expected_program": Param("", "arming is refused unless the Dashboard's loaded program "
+                                  "contains this text (empty: not checked)"),
     "workspace_min": Param([-0.6, -0.6, 0.02], "lower corner of the TCP workspace box, m, "
                                                 "base frame"),
     "workspace_max": Param([0.6, 0.6, 0.6], "upper corner of the TCP workspace box, m, base frame"),
@@ -126,7 +143,9 @@ def settings_from(p: dict, image_size: int) -> ExecutorSettings:
             home_speed=float(p["home_speed"]), home_accel=float(p["home_accel"]),
             home_tolerance=float(p["home_tolerance"]), home_timeout=float(p["home_timeout"]),
             watchdog_hz=float(p["watchdog_hz"]), frame_timeout=float(p["frame_timeout"]),
-            image_size=image_size)
+            image_size=image_size,
+            arming=ArmingChecks(float(p["min_speed_scaling"]), bool(p["require_remote_control"]),
+                                str(p["expected_program"])))
     except ValueError as exc:
         raise ParameterError(f"executor parameters: {exc}") from None
 
@@ -170,6 +189,9 @@ class PolicyExecutorNode(RolloutActionServer):
         self.frame_id = str(p["frame_id"])
         group = ReentrantCallbackGroup()
         self.state_pub = self.create_publisher(RolloutState, "executor/rollout_state", 10)
+        self.armed_pub = self.create_publisher(Bool, "executor/armed", LATCHED)
+        self._published_armed: bool | None = None
+        self._armed_lock = threading.Lock()
         self.image_pub = None
         if self.fake:
             self._build_fake(p, group)
@@ -179,7 +201,8 @@ class PolicyExecutorNode(RolloutActionServer):
             lambda: make_policy(str(p["policy"]), None, str(p["device"])))
         image_size = int(p["image_size"]) or int(getattr(policy, "meta", {}).get("image_size", 0))
         self.runner = self.on_world_thread(lambda: RolloutRunner(
-            self.control, self.receive, self.gripper, policy, SafetyEnvelope(limits_from(p)),
+            self.control, self.receive, self.dashboard, self.gripper, policy,
+            SafetyEnvelope(limits_from(p)),
             ActionMapper(float(p["pos_scale"]), float(p["rot_scale"]), 1.0 / float(p["rate"]),
                          _floats(p, "action_frame_rpy", 3)),
             self._fake_frame if self.fake else self._latest_frame, settings_from(p, image_size),
@@ -189,6 +212,7 @@ class PolicyExecutorNode(RolloutActionServer):
         self.serve_rollouts(group)
         idle = 1.0 / max(2.0 * float(p["watchdog_hz"]), float(p["fake_camera_rate"]), 1.0)
         self.create_timer(idle, self._idle)
+        self._publish_armed()
         self.get_logger().info(
             f"policy executor ready ({'FAKE hardware' if self.fake else p['robot_ip']}), policy "
             f"{p['policy']}, {p['rate']} Hz; DISARMED until executor/arm is called")
@@ -198,6 +222,7 @@ class PolicyExecutorNode(RolloutActionServer):
         ip = str(p["robot_ip"])
         try:
             self.control, self.receive = connect_robot(ip)
+            self.dashboard = connect_dashboard(ip)
             self.gripper = make_gripper(str(p["gripper"]), ip, pin=int(p["gripper_pin"]),
                                         close_level=bool(p["gripper_close_level"]),
                                         max_width=float(p["gripper_max_width"]))
@@ -207,7 +232,13 @@ class PolicyExecutorNode(RolloutActionServer):
                                  qos_profile_sensor_data, callback_group=group)
 
     def _build_fake(self, p: dict, group) -> None:
-        from robomd_ur5e.fake import FakeGripper, FakeRTDEControl, FakeRTDEReceive, make_fake_robot
+        from robomd_ur5e.fake import (
+            FakeDashboard,
+            FakeGripper,
+            FakeRTDEControl,
+            FakeRTDEReceive,
+            make_fake_robot,
+        )
 
         faults = parse_faults(list(p["fake_faults"]))
         self.camera_size = int(p["fake_camera_size"])
@@ -219,6 +250,7 @@ class PolicyExecutorNode(RolloutActionServer):
         for fault, step in faults:
             self.robot.inject(fault, step)
         self.control, self.receive = FakeRTDEControl(self.robot), FakeRTDEReceive(self.robot)
+        self.dashboard = FakeDashboard(self.robot)
         self.gripper = FakeGripper(self.robot)
         self.image_pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
         self.create_service(ApplyPerturbation, "fake_hardware/apply_perturbation",
@@ -239,32 +271,54 @@ class PolicyExecutorNode(RolloutActionServer):
         self.image_pub.publish(to_msg(image, self.frame_id, self.get_clock().now().to_msg()))
         return image, 0.0
 
+    def _publish_armed(self) -> None:
+        """Publish ``executor/armed`` when it changed (a fault disarms from the robot thread)."""
+        with self._armed_lock:
+            armed = self.runner.armed
+            was, self._published_armed = self._published_armed, armed
+            if armed == was:
+                return
+            self.armed_pub.publish(Bool(data=armed))
+        if was and not armed:
+            self.get_logger().warning(f"DISARMED: {self.runner.disarmed_because}")
+
     def _idle(self) -> None:
-        """Between rollouts: kick the watchdog; with fake hardware, publish the camera.
+        """Between rollouts: kick the watchdog and poll for faults; with fake hardware, also
+        publish the camera.
 
         Queued behind nothing long: a rollout or homing keeps the robot thread (and kicks the
         watchdog itself), so the idle tick skips while one runs.
         """
         if self.busy.locked() or not rclpy.ok():
             return
+
+        def tick() -> None:
+            self.runner.keepalive()
+            if self.fake:
+                self._fake_frame()
+
         try:
-            self.on_world_thread(self._fake_frame if self.fake else self.runner.keepalive)
+            self.on_world_thread(tick)
         except RuntimeError as exc:
             if rclpy.ok():
                 self.get_logger().warning(f"robot idle check: {exc}", throttle_duration_sec=10.0)
+        self._publish_armed()
 
     # ------------------------------------------------------------------ services
     def _arm(self, req, res):
         if req.data:
-            self.runner.arm()
-            res.message = "ARMED: the arm moves on the next homing or rollout"
-            self.get_logger().warning(res.message)
+            try:
+                res.message, res.success = self.on_world_thread(self.runner.arm), True
+                self.get_logger().warning(res.message)
+            except RobotFault as exc:
+                res.message, res.success = str(exc), False
+                self.get_logger().error(res.message)
         else:
             self.runner.disarm()
             self._world_thread.submit(self.runner.stop)
-            res.message = "disarmed: motion stopped"
+            res.message, res.success = "disarmed: motion stopped", True
             self.get_logger().info(res.message)
-        res.success = True
+        self._publish_armed()
         return res
 
     def _home(self, _req, res):
@@ -323,6 +377,7 @@ class PolicyExecutorNode(RolloutActionServer):
                     goal.rollout_id, RolloutState.PHASE_START, snap)), ""
 
         run_result, error = self.on_world_thread(run)
+        self._publish_armed()
         if run_result is None:
             report = RolloutReport(RolloutStatus.ABORTED, 0, error, 0.0)
         else:

@@ -4,14 +4,21 @@ Control: ``speedL`` at the control rate with the RTDE watchdog. The policy's act
 control period, which maps directly to a TCP twist; the safety envelope limits exactly what is
 commanded (speed, acceleration, braking distance to the workspace box) instead of a pose target
 that the controller's servo gains would track with their own overshoot; and a stalled loop cannot
-leave the arm moving: every command carries a twist for one period, the watchdog (``setWatchdog``,
-kicked every step and while idle) stops the controller's program when the loop stops kicking, and
-every exit from the loop sends ``speedStop``.
+leave the arm moving: every ``speedL`` holds its twist for :data:`SPEED_HOLD_PERIODS` control
+periods only (then the controller decelerates at the envelope's acceleration), the watchdog
+(``setWatchdog``, kicked every step and while idle) stops the controller's program when the loop
+stops kicking, and every exit from the loop sends ``speedStop``. A loop that falls behind (a slow
+policy step, a stalled process) skips the ticks it missed instead of sending them back to back.
 
 Nothing moves unless :attr:`RolloutRunner.armed`; disarming stops the arm within one period.
-Faults (protective or emergency stop, lost connection, stopped program, a joint at its limit, a
-non-finite action, no camera frame, a policy exception, the timeout) stop the arm and end the
-rollout ABORTED with the reason; it is never counted as a policy failure.
+Arming is refused unless the robot is fit for a campaign (:func:`~robomd_ur5e.hardware.
+arming_refusal`: no fault, full speed scaling, robot mode RUNNING, remote control, the expected
+program). A fault of the robot itself (protective or emergency stop, a safety mode other than
+normal or reduced, lost connection, stopped program), seen during a rollout, homing or while idle,
+disarms the executor: after the operator clears it on the pendant, someone must arm again.
+Every fault (those, a joint at its limit, a non-finite action, no camera frame, a stale gripper
+reading, a policy exception, the timeout) stops the arm and ends the rollout ABORTED with the
+reason; it is never counted as a policy failure.
 """
 
 from __future__ import annotations
@@ -27,13 +34,22 @@ import numpy as np
 
 from robomd_diagnoser.policy import RolloutPolicy
 from robomd_diagnoser.world import RolloutStatus, StepCallback
-from robomd_ur5e.hardware import Gripper, GripperState, RobotFault, fault_reason
+from robomd_ur5e.hardware import (
+    ArmingChecks,
+    Gripper,
+    GripperState,
+    RobotFault,
+    arming_refusal,
+    fault_reason,
+)
 from robomd_ur5e.safety import ActionMapper, SafetyEnvelope, SafetyStop
 
 #: Returns the latest camera frame (HxWx3 uint8 RGB) and its age in seconds, or None.
 FrameSource = Callable[[], tuple[np.ndarray, float] | None]
 DISARMED = ("the executor is disarmed: arm it from the operator console (robomd operator --arm) "
             "or call the executor/arm service (std_srvs/SetBool, data: true)")
+#: Each ``speedL`` holds its twist this many control periods, then the controller decelerates.
+SPEED_HOLD_PERIODS = 2.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,7 @@ class ExecutorSettings:
     :param frame_timeout: a camera frame older than this (s) aborts the rollout.
     :param image_size: resize camera frames to this square size for the policy (0: as received).
     :param stop_decel: TCP deceleration of ``speedStop``, m/s^2.
+    :param arming: what must hold before the executor may be armed.
     """
 
     rate: float = 20.0
@@ -62,6 +79,7 @@ class ExecutorSettings:
     frame_timeout: float = 1.0
     image_size: int = 0
     stop_decel: float = 2.0
+    arming: ArmingChecks = field(default_factory=ArmingChecks)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.rate) and self.rate > 0):
@@ -108,6 +126,7 @@ class RolloutRunner:
 
     :param control: ``RTDEControlInterface`` (or fake).
     :param receive: ``RTDEReceiveInterface`` (or fake).
+    :param dashboard: ``dashboard_client.DashboardClient`` (or fake), read when arming.
     :param gripper: the gripper.
     :param policy: the policy under test.
     :param envelope: the safety envelope.
@@ -118,16 +137,19 @@ class RolloutRunner:
     :param sleep: sleep function.
     """
 
-    def __init__(self, control: Any, receive: Any, gripper: Gripper, policy: RolloutPolicy,
+    def __init__(self, control: Any, receive: Any, dashboard: Any, gripper: Gripper,
+                 policy: RolloutPolicy,
                  envelope: SafetyEnvelope, mapper: ActionMapper, frames: FrameSource,
                  settings: ExecutorSettings, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.control, self.receive, self.gripper = control, receive, gripper
+        self.control, self.receive, self.dashboard = control, receive, dashboard
+        self.gripper = gripper
         self.policy, self.envelope, self.mapper = policy, envelope, mapper
         self.frames, self.settings = frames, settings
         self.clock, self.sleep = clock, sleep
         self.uses_image = bool(getattr(policy, "uses_image", True))
         self._armed = threading.Event()
+        self.disarmed_because = "not armed yet"
         self._gripper_closed: bool | None = None
         if settings.watchdog_hz > 0:
             control.setWatchdog(settings.watchdog_hz)
@@ -138,19 +160,42 @@ class RolloutRunner:
         """True when the operator allowed motion."""
         return self._armed.is_set()
 
-    def arm(self) -> None:
-        """Allow motion (safe from any thread)."""
-        self._armed.set()
+    def arm(self) -> str:
+        """Allow motion if the robot is fit for it (reads the robot: call from the robot's thread).
 
-    def disarm(self) -> None:
+        :return: what was done.
+        :raises RobotFault: why arming was refused (:func:`~robomd_ur5e.hardware.arming_refusal`).
+        """
+        reason = arming_refusal(self.control, self.receive, self.dashboard, self.settings.arming)
+        if reason:
+            raise RobotFault(f"arming refused: {reason}")
+        self._armed.set()
+        return "ARMED: the arm moves on the next homing or rollout"
+
+    def disarm(self, because: str = "disarmed by the operator") -> None:
         """Forbid motion (safe from any thread); a running rollout or homing stops within one
         control period."""
+        if self._armed.is_set():
+            self.disarmed_because = because
         self._armed.clear()
 
-    def keepalive(self) -> None:
-        """Kick the RTDE watchdog while idle (call at twice ``watchdog_hz`` or more)."""
+    def _robot_fault(self) -> str | None:
+        """Poll the robot; on a fault, disarm (a new arm is needed once it is cleared)."""
+        reason = fault_reason(self.control, self.receive)
+        if reason:
+            self.disarm(reason)
+            reason += "; the executor is disarmed: clear it on the pendant, then arm again"
+        return reason
+
+    def _kick(self) -> None:
         if self.settings.watchdog_hz > 0:
             self.control.kickWatchdog()
+
+    def keepalive(self) -> None:
+        """While idle (call at twice ``watchdog_hz`` or more): kick the RTDE watchdog and poll
+        the robot, so a stop between rollouts disarms the executor too."""
+        self._kick()
+        self._robot_fault()
 
     def stop(self) -> None:
         """Decelerate the arm to rest; never raises (a lost connection stops the arm anyway)."""
@@ -192,7 +237,7 @@ class RolloutRunner:
         """
         if not self.armed:
             raise RobotFault(DISARMED)
-        reason = fault_reason(self.control, self.receive)
+        reason = self._robot_fault()
         if reason:
             raise RobotFault(f"cannot home: {reason}")
         self._set_gripper(False)
@@ -205,7 +250,7 @@ class RolloutRunner:
         period = 1.0 / max(2.0 * s.watchdog_hz, 20.0)
         while True:
             reason = None if self.armed else "disarmed during homing"
-            reason = reason or fault_reason(self.control, self.receive)
+            reason = reason or self._robot_fault()
             if reason is None and self.clock() - start > s.home_timeout:
                 reason = f"homing took longer than {s.home_timeout:.0f} s"
             if reason:
@@ -214,7 +259,7 @@ class RolloutRunner:
                 except RuntimeError:
                     pass
                 raise RobotFault(reason)
-            self.keepalive()
+            self._kick()
             qd = np.asarray(self.receive.getActualQd(), dtype=float)
             if self.joint_error() <= s.home_tolerance and np.max(np.abs(qd)) < 1e-3:
                 return f"homed in {self.clock() - start:.1f} s"
@@ -235,7 +280,7 @@ class RolloutRunner:
         start = self.clock()
         if not self.armed:
             return RunResult(RolloutStatus.ABORTED, 0, 0.0, DISARMED)
-        reason = fault_reason(self.control, self.receive)
+        reason = self._robot_fault()
         if reason:
             return RunResult(RolloutStatus.ABORTED, 0, 0.0, reason)
         try:
@@ -246,6 +291,8 @@ class RolloutRunner:
             on_start(first)
         self.policy.reset()
         period = 1.0 / self.settings.rate
+        hold = SPEED_HOLD_PERIODS * period
+        skipped = 0
         previous = np.zeros(6)
         lowest = first.tcp_pose[2]
         steps, notes = 0, []
@@ -266,29 +313,38 @@ class RolloutRunner:
                 twist = self.envelope.limit(tcp, mapped.twist, previous, period)
                 if mapped.clipped and not notes:
                     notes.append(f"action clipped to [-1, 1] at step {steps + 1}")
-                if not self.control.speedL(twist.tolist(), self.envelope.limits.max_accel, 0.0):
+                if not self.control.speedL(twist.tolist(), self.envelope.limits.max_accel, hold):
                     status = RolloutStatus.ABORTED
-                    reason = fault_reason(self.control, self.receive) or "speedL was refused"
+                    reason = self._robot_fault() or "speedL was refused"
                     break
                 previous = twist
                 self._set_gripper(mapped.close_gripper)
-                self.keepalive()
+                self._kick()
                 steps += 1
                 if on_step is not None:
                     on_step(steps, self.clock() - start)
                 next_tick += period
-                self.sleep(max(0.0, next_tick - self.clock()))
+                now = self.clock()
+                if now > next_tick:  # behind: skip the missed ticks, never burst to catch up
+                    missed = int((now - next_tick) / period)
+                    if missed and not skipped:
+                        notes.append(f"control loop stalled at step {steps}: skipped ticks")
+                    skipped += missed
+                    next_tick = now
+                self.sleep(max(0.0, next_tick - now))
         except SafetyStop as exc:
             status, reason = RolloutStatus.ABORTED, f"safety stop: {exc}"
         except RobotFault as exc:
             status, reason = RolloutStatus.ABORTED, str(exc)
         except RuntimeError as exc:  # ur_rtde on a dropped socket
             status = RolloutStatus.ABORTED
-            reason = fault_reason(self.control, self.receive) or f"robot error: {exc}"
+            reason = self._robot_fault() or f"robot error: {exc}"
         except Exception as exc:  # the policy under test raised: a fault, not a task failure
             status, reason = RolloutStatus.ABORTED, f"the policy raised {type(exc).__name__}: {exc}"
         finally:
             self.stop()
+        if skipped:
+            notes.append(f"{skipped} control ticks skipped in all")
         end = None
         try:
             end = self.snapshot(lowest)
@@ -302,10 +358,10 @@ class RolloutRunner:
         if should_cancel is not None and should_cancel():
             return RolloutStatus.CANCELLED, "cancelled"
         if not self.armed:
-            return RolloutStatus.ABORTED, "disarmed by the operator"
+            return RolloutStatus.ABORTED, self.disarmed_because
         if timeout_s > 0 and elapsed > timeout_s:
             return RolloutStatus.ABORTED, f"timeout after {timeout_s:.1f} s"
-        fault = fault_reason(self.control, self.receive)
+        fault = self._robot_fault()
         return (RolloutStatus.ABORTED, fault) if fault else None
 
     def _observation(self, tcp: Sequence[float]) -> dict[str, np.ndarray]:

@@ -58,6 +58,8 @@ def test_dry_run_campaign_on_fake_hardware_with_a_protective_stop(tmp_path: Path
     aborted = [r for r in records if r.status == "aborted"]
     completed = [r for r in records if r.status == "completed"]
     assert aborted and all("protective stop" in r.reason and r.success is None for r in aborted)
+    assert all("arm again" in r.reason for r in aborted), "the stop disarmed the executor"
+    assert output.count("executor: ARMED") >= 2, "the console re-armed it after the reset"
     assert len(completed) >= 2 and all(r.success is not None for r in completed)
     assert "CHANGE THE SCENE" in output and "-> done: done recorded" in output
     assert "by detector" in output, "the console shows the detector's verdicts"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import socketserver
 import threading
+import time
 
 import pytest
 
@@ -17,6 +18,9 @@ class _RobotiqHandler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         state = self.server.state
         for raw in self.rfile:
+            self.server.answering.wait()  # cleared: the URCap stops answering
+            if self.server.drop.is_set():  # the controller drops the connection
+                return
             words = raw.decode().split()
             self.server.log.append(" ".join(words))  # before the answer the client waits for
             if words[0] == "SET":
@@ -34,22 +38,56 @@ def robotiq():
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _RobotiqHandler)
     server.daemon_threads = True  # a client left open by a failed test must not block teardown
     server.state, server.log = {}, []
+    server.answering = threading.Event()
+    server.answering.set()
+    server.drop = threading.Event()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
+    server.answering.set()
     server.shutdown()
     server.server_close()
+
+
+def _eventually(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def test_robotiq_client_activates_moves_and_reads_back(robotiq) -> None:
     gripper = RobotiqGripper("127.0.0.1", robotiq.server_address[1], max_width=0.085)
     assert robotiq.log[:3] == ["GET STA", "SET ACT 1", "SET GTO 1"]
     gripper.set_closed(True)
+    assert _eventually(lambda: "SET POS 255" in robotiq.log)
     robotiq.state["POS"] = 153  # the fingers stopped on an object
+    assert _eventually(lambda: gripper.state().opening == pytest.approx(0.4))
     state = gripper.state()
-    assert state.opening == pytest.approx(0.4) and state.width == pytest.approx(0.034)
-    assert state.object_detected is True
+    assert state.width == pytest.approx(0.034) and state.object_detected is True
     gripper.set_closed(False)
-    assert robotiq.state["POS"] == 0 and "SET POS 255" in robotiq.log
+    assert _eventually(lambda: robotiq.state["POS"] == 0)
+    gripper.close()
+
+
+def test_a_silent_robotiq_socket_is_a_stale_reading_not_a_blocked_loop(robotiq) -> None:
+    gripper = RobotiqGripper("127.0.0.1", robotiq.server_address[1], timeout=30.0,
+                             max_age=0.2)
+    assert gripper.state().opening == 1.0
+    robotiq.answering.clear()  # the URCap hangs: a blocking read would wait the 30 s timeout
+    with pytest.raises(RobotFault, match=r"state is 0\.\d+ s old \(limit 0\.2 s\)"):
+        assert _eventually(lambda: gripper.state() is None, timeout=10.0)
+    gripper.set_closed(True)  # queued, never blocks on the socket
+    robotiq.answering.set()
+    gripper.close()
+
+
+def test_a_robotiq_socket_error_is_reported_by_state(robotiq) -> None:
+    gripper = RobotiqGripper("127.0.0.1", robotiq.server_address[1])
+    robotiq.drop.set()
+    with pytest.raises(RobotFault, match="Robotiq gripper socket closed"):
+        assert _eventually(lambda: gripper.state() is None)
     gripper.close()
 
 

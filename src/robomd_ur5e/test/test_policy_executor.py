@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 
+import dashboard_client
 import numpy as np
 import pytest
 import rtde_control
@@ -13,6 +14,7 @@ import rtde_receive
 
 from robomd_diagnoser.world import RolloutStatus
 from robomd_ur5e.fake import (
+    FakeDashboard,
     FakeGripper,
     FakeRobot,
     FakeRTDEControl,
@@ -20,8 +22,16 @@ from robomd_ur5e.fake import (
     expert_policy,
     make_fake_robot,
 )
-from robomd_ur5e.hardware import CONTROL_METHODS, IO_METHODS, RECEIVE_METHODS, fault_reason
-from robomd_ur5e.runner import DISARMED, ExecutorSettings, RolloutRunner
+from robomd_ur5e.hardware import (
+    CONTROL_METHODS,
+    DASHBOARD_METHODS,
+    IO_METHODS,
+    RECEIVE_METHODS,
+    ArmingChecks,
+    RobotFault,
+    fault_reason,
+)
+from robomd_ur5e.runner import DISARMED, SPEED_HOLD_PERIODS, ExecutorSettings, RolloutRunner
 from robomd_ur5e.safety import ActionMapper, SafetyEnvelope, SafetyLimits
 
 #: config/ur5e/fake_hardware.yaml's envelope.
@@ -51,16 +61,18 @@ class Constant:
         return self.action(self.calls) if callable(self.action) else self.action
 
 
-def _runner(robot: FakeRobot, policy, **settings) -> RolloutRunner:
+def _runner(robot: FakeRobot, policy, clock=None, sleep=None, **settings) -> RolloutRunner:
     robot.clear_faults()
     robot.reset(0)
+    robot.speed_slider, robot.robot_mode, robot.remote_control = 1.0, "RUNNING", True
     home = tuple(robot.joint_positions())
+    timing = {"clock": clock} if clock is not None else {}
     runner = RolloutRunner(
-        FakeRTDEControl(robot), FakeRTDEReceive(robot), FakeGripper(robot), policy,
-        SafetyEnvelope(LIMITS), ActionMapper(0.05, 0.5, robot.period),
+        FakeRTDEControl(robot), FakeRTDEReceive(robot), FakeDashboard(robot), FakeGripper(robot),
+        policy, SafetyEnvelope(LIMITS), ActionMapper(0.05, 0.5, robot.period),
         lambda: (robot.render(48), 0.0),
         ExecutorSettings(rate=1 / robot.period, home_q=home, image_size=32,
-                         **settings), sleep=lambda _s: None)
+                         **settings), sleep=sleep or (lambda _s: None), **timing)
     return runner
 
 
@@ -68,6 +80,7 @@ def test_every_ur_rtde_method_the_executor_calls_exists_on_the_installed_classes
     for cls, names, fake in ((rtde_control.RTDEControlInterface, CONTROL_METHODS,
                               FakeRTDEControl),
                              (rtde_receive.RTDEReceiveInterface, RECEIVE_METHODS, FakeRTDEReceive),
+                             (dashboard_client.DashboardClient, DASHBOARD_METHODS, FakeDashboard),
                              (rtde_io.RTDEIOInterface, IO_METHODS, None)):
         missing = [n for n in names if not callable(getattr(cls, n, None))]
         assert not missing, f"{cls.__name__} lacks {missing}"
@@ -139,14 +152,23 @@ def test_robot_faults_abort_the_rollout_with_the_reason(robot: FakeRobot, fault:
                                                         reason: str) -> None:
     runner = _runner(robot, Constant(np.array([0.0, 0, 0.2, 0, 0, 0, 0])))
     runner.arm()
-    steps = robot.steps
+    steps, kicks, stops, refused = robot.steps, robot.kicks, robot.speed_stops, robot.refused
     robot.inject(fault, after_steps=6)
     result = runner.run(30)
     assert result.status == RolloutStatus.ABORTED and reason in result.reason
-    assert result.steps == 6 and robot.steps == steps + 6, "no command after the fault"
+    assert result.steps == 6 and robot.steps == steps + 6
+    assert robot.refused == refused, "a motion command was sent after the fault"
+    assert robot.speed_stops == stops + 1, "every exit from the loop sends speedStop"
+    assert robot.kicks - kicks >= 6, "the watchdog is kicked every step"
     assert reason in fault_reason(runner.control, runner.receive)
+    assert not runner.armed and "arm again" in result.reason, "a robot fault disarms"
     next_run = runner.run(5)
     assert next_run.status == RolloutStatus.ABORTED and next_run.steps == 0
+    assert next_run.reason == DISARMED and robot.refused == refused
+    robot.clear_faults()  # the operator clears the stop on the pendant: still disarmed
+    assert runner.run(5).reason == DISARMED and robot.steps == steps + 6
+    runner.arm()
+    assert runner.run(3).status == RolloutStatus.COMPLETED
 
 
 def test_disarming_mid_rollout_stops_it(robot: FakeRobot) -> None:
@@ -198,3 +220,75 @@ def test_homing_returns_to_the_home_pose(robot: FakeRobot) -> None:
     robot.inject("protective_stop")
     with pytest.raises(RuntimeError, match="cannot home: protective stop"):
         runner.home()
+
+
+def test_every_speedl_holds_its_twist_briefly_with_a_nonzero_acceleration(
+        robot: FakeRobot) -> None:
+    runner = _runner(robot, Constant(np.array([0.5, 0, 0, 0, 0, 0, 0])))
+    runner.arm()
+    robot.speedl_args.clear()
+    assert runner.run(10).status == RolloutStatus.COMPLETED
+    assert len(robot.speedl_args) == 10
+    for acceleration, hold in robot.speedl_args:
+        assert acceleration == LIMITS.max_accel > 0
+        assert 0 < hold == pytest.approx(SPEED_HOLD_PERIODS * robot.period)
+
+
+def test_a_stalled_loop_skips_missed_ticks_instead_of_bursting(robot: FakeRobot) -> None:
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def act(n: int):
+        if n == 5:
+            now[0] += 10.5 * robot.period  # the policy (or the process) stalls
+        return np.zeros(7)
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    runner = _runner(robot, Constant(act), clock=lambda: now[0], sleep=sleep)
+    runner.arm()
+    result = runner.run(15)
+    assert result.status == RolloutStatus.COMPLETED and result.steps == 15
+    after_stall = sleeps[5:]
+    assert sum(s < robot.period / 2 for s in after_stall) <= 1, \
+        f"commands were sent back to back after the stall: sleeps {after_stall}"
+    assert any("skipped" in note for note in result.notes)
+    assert result.notes[-1] == "9 control ticks skipped in all"  # 10.5 periods late: 9 ticks
+
+
+@pytest.mark.parametrize("setup, refusal", [
+    (lambda r: setattr(r, "speed_slider", 0.3), "speed scaling 0.30"),
+    (lambda r: setattr(r, "robot_mode", "IDLE"), "robot mode IDLE"),
+    (lambda r: setattr(r, "remote_control", False), "local control"),
+    (lambda r: setattr(r, "loaded_program", ""), "No program loaded"),
+    (lambda r: r.inject("protective_stop"), "protective stop"),
+])
+def test_arming_is_refused_unless_the_robot_is_fit_for_a_campaign(robot: FakeRobot, setup,
+                                                                  refusal: str) -> None:
+    runner = _runner(robot, Constant(np.zeros(7)),
+                     arming=ArmingChecks(expected_program="<unnamed>"))
+    setup(robot)
+    with pytest.raises(RobotFault, match=f"arming refused: .*{refusal}"):
+        runner.arm()
+    assert not runner.armed and runner.run(3).reason == DISARMED
+
+
+def test_a_lower_minimum_speed_scaling_allows_a_supervised_run(robot: FakeRobot) -> None:
+    runner = _runner(robot, Constant(np.zeros(7)), arming=ArmingChecks(min_speed_scaling=0.25))
+    robot.speed_slider = 0.3
+    assert runner.arm().startswith("ARMED") and runner.armed
+    with pytest.raises(ValueError, match="min_speed_scaling=0"):
+        ArmingChecks(min_speed_scaling=0.0)
+
+
+def test_a_stop_while_idle_disarms(robot: FakeRobot) -> None:
+    runner = _runner(robot, Constant(np.zeros(7)))
+    runner.arm()
+    kicks = robot.kicks
+    runner.keepalive()
+    assert runner.armed and robot.kicks == kicks + 1
+    robot.inject("emergency_stop")
+    runner.keepalive()
+    assert not runner.armed and runner.disarmed_because == "emergency stop"

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("campaign", help="campaign YAML, e.g. config/campaigns/lift_bc.yaml")
     p.add_argument("--out", help="campaign directory (default: the campaign's output)")
     p.add_argument("--domain-id", type=int, default=None,
-                   help="ROS_DOMAIN_ID of the graph (default: 77, localhost-only discovery)")
+                   help="ROS_DOMAIN_ID of the graph (default: the first free one from 77; "
+                        "discovery and sockets stay on localhost either way)")
     p.set_defaults(func=run)
 
 
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     env = dict(SIM_ENV)
     if args.domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(args.domain_id)
-    print(f"robomd bringup: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, localhost discovery",
+    graph = Graph(sim_campaign_nodes(config, args.campaign, args.out), env)
+    print(f"robomd bringup: ROS_DOMAIN_ID={graph.env['ROS_DOMAIN_ID']}, localhost only",
           flush=True)
-    return Graph(sim_campaign_nodes(config, args.campaign, args.out), env).run(
-        "diagnoser", "robomd bringup")
+    return graph.run("diagnoser", "robomd bringup")

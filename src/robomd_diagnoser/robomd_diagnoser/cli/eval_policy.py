@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--catalog", type=Path, help="catalog YAML instead of the task's")
     p.add_argument("--policy", default="bc",
                    help="policy spec: expert, bc, torchscript:<path>, module:<pkg.mod:fn>, "
-                        "bc:<weights> (default: %(default)s)")
+                        "bc:<weights> (default: %(default)s); module: imports and runs that "
+                        "Python code, so a spec is trusted input")
     p.add_argument("--rollouts", type=int, default=20, help="default: %(default)s")
     p.add_argument("--perturb", nargs="*", default=[], metavar="NAME",
                    help="catalog perturbations applied together (default: nominal scene)")

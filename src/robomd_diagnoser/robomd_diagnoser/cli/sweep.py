@@ -22,7 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "(default: the task of --catalog)")
     p.add_argument("--catalog", type=Path, help="catalog YAML to sweep instead of the task's")
     p.add_argument("--policy", required=True,
-                   help="policy spec: expert, bc, torchscript:<path>, module:<pkg.mod:fn>")
+                   help="policy spec: expert, bc, torchscript:<path>, module:<pkg.mod:fn> "
+                        "(module: imports and runs that Python code, so a spec is trusted "
+                        "input)")
     p.add_argument("--rollouts", type=int, default=10,
                    help="rollouts per perturbation and of the nominal scene (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1,

@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from robomd_diagnoser.config import CampaignConfig
+from robomd_diagnoser.ros.network import graph_environment
 
 NAMESPACE = "/robomd"
 #: Simulated campaigns talk on localhost only, in a domain of their own, so a laptop or CI run
-#: never reaches a real robot's nodes on the lab network (real-robot launches use domain 0).
+#: never reaches a real robot's nodes on the lab network (real-robot launches use the lab's
+#: domain). A :class:`Graph` started with SIM_ENV takes the first free domain from SIM_DOMAIN_ID
+#: unless given one, and binds its DDS sockets to loopback (:mod:`robomd_diagnoser.ros.network`).
 SIM_DOMAIN_ID = 77
-SIM_ENV = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_DOMAIN_ID": str(SIM_DOMAIN_ID)}
+SIM_ENV = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
 
 
 @dataclass(frozen=True)
@@ -102,12 +105,13 @@ class Graph:
     """Running node processes; stop them with :meth:`stop` (SIGINT, then SIGKILL).
 
     :param specs: the nodes.
-    :param env: extra environment variables (e.g. :data:`SIM_ENV`).
+    :param env: extra environment variables (e.g. :data:`SIM_ENV`: then a free ROS domain from
+        :data:`SIM_DOMAIN_ID`, unless ``env`` names one, and loopback-only DDS sockets).
     """
 
     def __init__(self, specs: list[NodeSpec], env: dict[str, str] | None = None) -> None:
         self.specs = specs
-        self.env = {**os.environ, **(env or {})}
+        self.env, self._domain_claim = graph_environment(os.environ, env or {}, SIM_DOMAIN_ID)
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str | None = None) -> None:

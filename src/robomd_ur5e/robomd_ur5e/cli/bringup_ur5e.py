@@ -18,11 +18,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--robot-ip", default="", help="the UR controller's IP address (required "
                                                   "unless --fake-hardware)")
     p.add_argument("--camera", default="0", help="camera: device index, video file or URL")
-    p.add_argument("--policy", default="", help="policy spec (default: the campaign's)")
+    p.add_argument("--policy", default="",
+                   help="policy spec (default: the campaign's); module:<pkg.mod:fn> imports "
+                        "and runs that Python code, so a spec is trusted input")
     p.add_argument("--catalog", default="", help="catalog for the operator's instructions "
                                                  "(default: the campaign's)")
-    p.add_argument("--fake-hardware", action="store_true",
-                   help="dry run: the simulated UR5e instead of the robot")
+    p.add_argument("--mock-hardware", "--fake-hardware", dest="fake_hardware",
+                   action="store_true",
+                   help="dry run: the simulated UR5e instead of the robot (--fake-hardware: the "
+                        "older name, as in the UR driver)")
     p.add_argument("--out", help="campaign directory (default: the campaign's output)")
     p.set_defaults(func=run)
 
@@ -40,5 +44,6 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"robomd bringup-ur5e: {exc}")
         return 2
-    print(f"robomd bringup-ur5e: {domain_text(args.fake_hardware)}", flush=True)
-    return Graph(specs, domain_env(args.fake_hardware)).run("diagnoser", "robomd bringup-ur5e")
+    graph = Graph(specs, domain_env(args.fake_hardware))
+    print(f"robomd bringup-ur5e: {domain_text(args.fake_hardware, graph.env)}", flush=True)
+    return graph.run("diagnoser", "robomd bringup-ur5e")

@@ -3,7 +3,10 @@
 Shows each prompt of ``operator/prompt`` and answers it on ``operator/respond`` with what the
 operator types: ``d`` done, ``s`` skip, ``a`` abort (optionally followed by a note). ``--auto
 done`` answers every prompt by itself (scripted dry runs). ``--arm`` arms the executor first
-(after a confirmation unless ``--auto``). Judged rollouts and campaign progress are shown too.
+(after a confirmation unless ``--auto``). A robot fault disarms the executor: the console says so,
+and ``arm`` typed at any answer arms it again (with ``--auto`` and ``--arm``, the console re-arms
+by itself before answering the next prompt, once the scene reset has cleared a simulated fault).
+Judged rollouts and campaign progress are shown too.
 """
 
 from __future__ import annotations
@@ -35,9 +38,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--auto", choices=("done", "skip", "abort"),
                    help="answer every prompt with this, without asking (scripted dry runs)")
     p.add_argument("--arm", action="store_true",
-                   help="arm the policy executor first (the arm will move)")
-    p.add_argument("--fake-hardware", action="store_true",
-                   help="join a fake-hardware dry run (its localhost-only ROS domain)")
+                   help="arm the policy executor first (the arm will move); with --auto, also "
+                        "re-arm after a fault disarmed it (scripted dry runs only)")
+    p.add_argument("--mock-hardware", "--fake-hardware", dest="fake_hardware",
+                   action="store_true",
+                   help="join a mock-hardware dry run (its localhost-only ROS domain; "
+                        "--fake-hardware: the older name)")
+    p.add_argument("--domain-id", type=int, default=None,
+                   help="with --mock-hardware: the dry run's ROS_DOMAIN_ID, as its bringup "
+                        "printed it (default: 77)")
     p.add_argument("--namespace", default="/robomd", help="the campaign's namespace")
     p.add_argument("--exit-when-done", action="store_true",
                    help="exit when the campaign reports done or fault")
@@ -50,6 +59,7 @@ class _Console:
     def __init__(self, namespace: str) -> None:
         import rclpy
         from rclpy.executors import MultiThreadedExecutor
+        from std_msgs.msg import Bool
         from std_srvs.srv import SetBool
 
         from robomd_diagnoser.ros.node import LATCHED
@@ -60,6 +70,7 @@ class _Console:
         self.node = rclpy.create_node(f"operator_console_{os.getpid()}")
         self.prompts: queue.Queue = queue.Queue()
         self.finished = threading.Event()
+        self.armed: bool | None = None  # as the executor last said (executor/armed)
         self._kinds = {OperatorPrompt.KIND_APPLY: "CHANGE THE SCENE",
                        OperatorPrompt.KIND_RESET: "RESET THE SCENE"}
         self._done_states = {CampaignStatus.STATE_DONE, CampaignStatus.STATE_FAULT}
@@ -70,6 +81,7 @@ class _Console:
                                       LATCHED)
         self.node.create_subscription(RolloutOutcome, f"{ns}/rollout/outcome", self._on_outcome,
                                       10)
+        self.node.create_subscription(Bool, f"{ns}/executor/armed", self._on_armed, LATCHED)
         self.node.create_subscription(CampaignStatus, f"{ns}/campaign/status", self._on_status,
                                       10)
         self.executor = MultiThreadedExecutor(num_threads=2)
@@ -79,6 +91,19 @@ class _Console:
     def _on_prompt(self, msg) -> None:
         if msg.kind in self._kinds and msg.prompt_id:
             self.prompts.put(msg)
+
+    def _on_armed(self, msg) -> None:
+        if self.armed and not msg.data:
+            print("\n*** the executor is DISARMED (a robot fault or the operator; see its log). "
+                  "Clear any stop on the pendant, then type 'arm' to arm it again. ***",
+                  flush=True)
+        self.armed = bool(msg.data)
+
+    def arm(self) -> bool:
+        """Ask the executor to arm; prints its answer; True if armed."""
+        res = self.call(self.arm_client, self.SetBool.Request(data=True))
+        print(f"executor: {res.message if res else 'executor/arm not available'}", flush=True)
+        return bool(res and res.success)
 
     def _on_outcome(self, msg) -> None:
         verdict = "SUCCESS" if msg.success else "FAILURE"
@@ -118,9 +143,12 @@ def _stdin_lines(lines: queue.Queue) -> None:
 def run(args: argparse.Namespace) -> int:
     import rclpy
 
+    from robomd_diagnoser.ros.bringup import SIM_DOMAIN_ID
+    from robomd_diagnoser.ros.network import loopback_env
     from robomd_ur5e.bringup import domain_env
 
-    os.environ.update(domain_env(args.fake_hardware))
+    os.environ.update(domain_env(args.fake_hardware, args.domain_id or SIM_DOMAIN_ID))
+    os.environ.update(loopback_env(os.environ))
     rclpy.init()
     console = _Console(args.namespace)
     lines: queue.Queue = queue.Queue()
@@ -135,10 +163,7 @@ def run(args: argparse.Namespace) -> int:
                 if line is None or line.strip() != "arm":
                     print("not armed")
                     return 1
-            res = console.call(console.arm_client, console.SetBool.Request(data=True))
-            print(f"executor: {res.message if res else 'executor/arm not available'}",
-                  flush=True)
-            if res is None:
+            if not console.arm():
                 return 1
         print("waiting for prompts (Ctrl-C to quit)", flush=True)
         while not (args.exit_when_done and console.finished.is_set()):
@@ -147,15 +172,20 @@ def run(args: argparse.Namespace) -> int:
             except queue.Empty:
                 continue
             console.show(prompt)
+            if args.auto is not None and args.arm and console.armed is False:
+                console.arm()
             if args.auto is not None:
                 answer = (args.auto, "auto")
             else:
                 answer = None
                 while answer is None:
-                    print("[d]one / [s]kip / [a]bort (+ note)? ", end="", flush=True)
+                    print("[d]one / [s]kip / [a]bort (+ note), or arm? ", end="", flush=True)
                     line = lines.get()
                     if line is None:
                         return 0
+                    if line.strip().lower() == "arm":
+                        console.arm()
+                        continue
                     answer = parse_answer(line)
             code = getattr(console.Respond.Request, f"RESPONSE_{answer[0].upper()}")
             request = console.Respond.Request(prompt_id=prompt.prompt_id, response=code,
