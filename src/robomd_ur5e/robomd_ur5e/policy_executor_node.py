@@ -3,7 +3,9 @@
 Services: ``executor/arm`` (std_srvs/SetBool: nothing moves until an operator arms the executor;
 ``false`` disarms and stops the arm), ``executor/home`` (std_srvs/Trigger: move to ``home_q``; the
 operator prompt calls it on every ``reset_scene``). Publishes ``executor/rollout_state``
-(robomd_msgs/RolloutState) at the start and end of every rollout, for the success detector.
+(robomd_msgs/RolloutState) at the start and end of every rollout, for the success detector, and
+``executor/status`` (robomd_msgs/ExecutorStatus, latched: armed, busy, protective and emergency
+stop), for the operator's console.
 Every call to the robot runs on one dedicated thread (with fake hardware, the simulator's GL
 context is bound to it); see :mod:`robomd_ur5e.executor` for the control loop and its faults.
 
@@ -36,12 +38,12 @@ from robomd_diagnoser.policy import PolicyError, load_policy
 from robomd_diagnoser.ros.image import from_msg, to_msg
 from robomd_diagnoser.world import RolloutStatus
 from robomd_msgs.action import ExecuteRollout
-from robomd_msgs.msg import RolloutState
+from robomd_msgs.msg import ExecutorStatus, RolloutState
 from robomd_msgs.srv import ApplyPerturbation, ResetScene
 from robomd_ur5e.executor import ExecutorSettings, RolloutRunner, Snapshot
 from robomd_ur5e.fake import FAULTS
-from robomd_ur5e.hardware import GRIPPERS, RobotFault, connect_robot, make_gripper
-from robomd_ur5e.node_util import ParameterError, declare, spin_node
+from robomd_ur5e.hardware import GRIPPERS, RobotFault, connect_robot, fault_reason, make_gripper
+from robomd_ur5e.node_util import LATCHED, ParameterError, declare, spin_node
 from robomd_ur5e.safety import ActionMapper, SafetyEnvelope, SafetyLimits
 
 _UR5E_JOINT_LIMIT = 2 * math.pi
@@ -171,6 +173,9 @@ class PolicyExecutorNode(Node):
         self.frame_id = str(p["frame_id"])
         group = ReentrantCallbackGroup()
         self.state_pub = self.create_publisher(RolloutState, "executor/rollout_state", 10)
+        self.status_pub = self.create_publisher(ExecutorStatus, "executor/status", LATCHED)
+        self._status: tuple[bool, bool, str] | None = None
+        self._status_time = 0.0
         self.image_pub = None
         if self.fake:
             self._build_fake(p, group)
@@ -253,9 +258,23 @@ class PolicyExecutorNode(Node):
             return
         try:
             self._on_robot(self._fake_frame if self.fake else self.runner.keepalive)
+            self._publish_status(self._on_robot(
+                lambda: fault_reason(self.control, self.receive)) or "")
         except RuntimeError as exc:
             if rclpy.ok():
                 self.get_logger().warning(f"robot idle check: {exc}", throttle_duration_sec=10.0)
+
+    def _publish_status(self, fault: str, busy: bool = False) -> None:
+        """Publish ``executor/status`` when it changed, or once a second."""
+        state = (self.runner.armed, busy, fault)
+        if state == self._status and time.monotonic() - self._status_time < 1.0:
+            return
+        self._status, self._status_time = state, time.monotonic()
+        msg = ExecutorStatus(armed=state[0], busy=busy, fault=fault,
+                             protective_stop="protective stop" in fault,
+                             emergency_stop="emergency stop" in fault)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.status_pub.publish(msg)
 
     # ------------------------------------------------------------------ services
     def _arm(self, req, res):
@@ -269,6 +288,7 @@ class PolicyExecutorNode(Node):
             res.message = "disarmed: motion stopped"
             self.get_logger().info(res.message)
         res.success = True
+        self._publish_status(self._status[2] if self._status else "", self._busy.locked())
         return res
 
     def _home(self, _req, res):
@@ -325,6 +345,7 @@ class PolicyExecutorNode(Node):
             result.status = ExecuteRollout.Result.STATUS_ABORTED
             result.reason = "another rollout or homing is running"
             return result
+        self._publish_status(self._status[2] if self._status else "", busy=True)
         try:
             def run():
                 if self.runner.armed:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from robomd_diagnoser.console_spec import add_console_arguments, console_spec
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -16,15 +18,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="campaign directory (default: the campaign's output)")
     p.add_argument("--domain-id", type=int, default=None,
                    help="ROS_DOMAIN_ID of the graph (default: 77, localhost-only discovery)")
+    add_console_arguments(p, "a read-only campaign view in the browser (robomd_ur5e's "
+                             "console_node)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (without a terminal: no progress lines)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from robomd_diagnoser.bringup import SIM_ENV, Graph, sim_campaign_nodes
     from robomd_diagnoser.config import ConfigError, load_campaign
+    from robomd_diagnoser.progress import ProgressReporter
+    from robomd_diagnoser.ros.status_watch import StatusWatch
 
     try:
         config = load_campaign(args.campaign)
+        specs = sim_campaign_nodes(config, args.campaign, args.out)
+        console = console_spec(args, args.out or str(config.output), True, "robomd bringup")
     except (ConfigError, FileNotFoundError) as exc:
         print(f"robomd bringup: {exc}")
         return 2
@@ -33,5 +45,12 @@ def run(args: argparse.Namespace) -> int:
         env["ROS_DOMAIN_ID"] = str(args.domain_id)
     print(f"robomd bringup: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, localhost discovery",
           flush=True)
-    return Graph(sim_campaign_nodes(config, args.campaign, args.out), env).run(
-        "diagnoser", "robomd bringup")
+    os.environ.update(env)  # the progress watch joins the graph's domain
+    watch = None if args.no_progress else StatusWatch(
+        ProgressReporter(config.budget, f"campaign {config.name}"))
+    try:
+        return Graph(specs + ([console] if console else []), env).run("diagnoser",
+                                                                      "robomd bringup")
+    finally:
+        if watch is not None:
+            watch.close()

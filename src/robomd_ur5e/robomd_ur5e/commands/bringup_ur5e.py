@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from robomd_diagnoser.console_spec import add_console_arguments
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -12,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "executor, success detector, operator prompt, diagnoser) as separate "
                     "processes with the same parameters, waits for the campaign to finish and "
                     "stops them. Answer the prompts with `robomd operator` in another terminal "
-                    "(it also arms the executor). Ctrl-C stops every node; rerun to resume.")
+                    "(it also arms the executor) or in the browser with --console. Ctrl-C stops "
+                    "every node; rerun to resume.")
     p.add_argument("campaign", help="campaign YAML with world type real, e.g. "
                                     "config/campaigns/real_lift.yaml")
     p.add_argument("--robot-ip", default="", help="the UR controller's IP address (required "
@@ -24,19 +27,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fake-hardware", action="store_true",
                    help="dry run: the simulated UR5e instead of the robot")
     p.add_argument("--out", help="campaign directory (default: the campaign's output)")
+    add_console_arguments(p, "the operator console in the browser (camera, prompts, "
+                             "done/skip/abort, arming, progress)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from robomd_diagnoser.bringup import Graph
     from robomd_diagnoser.config import ConfigError, load_campaign
+    from robomd_diagnoser.console_spec import console_spec
     from robomd_ur5e.bringup import domain_env, domain_text, ur5e_campaign_nodes
 
     try:
-        specs = ur5e_campaign_nodes(load_campaign(args.campaign), args.campaign,
+        config = load_campaign(args.campaign)
+        specs = ur5e_campaign_nodes(config, args.campaign,
                                     robot_ip=args.robot_ip, camera=args.camera,
                                     policy=args.policy, catalog=args.catalog,
                                     use_fake_hardware=args.fake_hardware, out_dir=args.out)
+        console = console_spec(args, args.out or str(config.output), False,
+                               "robomd bringup-ur5e")
+        specs += [console] if console else []
     except (ConfigError, FileNotFoundError) as exc:
         print(f"robomd bringup-ur5e: {exc}")
         return 2

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-ANSWERS = {"d": "done", "s": "skip", "a": "abort"}
+ANSWERS = {"d": "done", "s": "skip", "a": "abort"}  # one letter per OperatorClient answer
 
 
 def parse_answer(line: str) -> tuple[str, str] | None:
@@ -45,16 +45,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 class _Console:
-    """The ROS side: subscriptions, the respond/arm clients, and a queue of prompts."""
+    """The ROS side: subscriptions, the operator's requests, and a queue of prompts."""
 
     def __init__(self, namespace: str) -> None:
         import rclpy
         from rclpy.executors import MultiThreadedExecutor
-        from std_srvs.srv import SetBool
 
         from robomd_msgs.msg import CampaignStatus, OperatorPrompt, RolloutOutcome
-        from robomd_msgs.srv import OperatorRespond
         from robomd_ur5e.node_util import LATCHED
+        from robomd_ur5e.operator_client import OperatorClient
 
         ns = namespace.rstrip("/")
         self.node = rclpy.create_node(f"operator_console_{os.getpid()}")
@@ -63,9 +62,7 @@ class _Console:
         self._kinds = {OperatorPrompt.KIND_APPLY: "CHANGE THE SCENE",
                        OperatorPrompt.KIND_RESET: "RESET THE SCENE"}
         self._done_states = {CampaignStatus.STATE_DONE, CampaignStatus.STATE_FAULT}
-        self.respond_client = self.node.create_client(OperatorRespond, f"{ns}/operator/respond")
-        self.arm_client = self.node.create_client(SetBool, f"{ns}/executor/arm")
-        self.Respond, self.SetBool = OperatorRespond, SetBool
+        self.client = OperatorClient(self.node, ns)
         self.node.create_subscription(OperatorPrompt, f"{ns}/operator/prompt", self._on_prompt,
                                       LATCHED)
         self.node.create_subscription(RolloutOutcome, f"{ns}/rollout/outcome", self._on_outcome,
@@ -90,15 +87,6 @@ class _Console:
             if not self.finished.is_set():
                 print(f"[campaign] {msg.message}", flush=True)
             self.finished.set()
-
-    def call(self, client, request, timeout: float = 30.0):
-        """Call a service; the response or None."""
-        if not client.wait_for_service(timeout_sec=timeout):
-            return None
-        done = threading.Event()
-        future = client.call_async(request)
-        future.add_done_callback(lambda _f: done.set())
-        return future.result() if done.wait(timeout) else None
 
     def show(self, msg) -> None:
         print(f"\n=== {self._kinds[msg.kind]} (prompt {msg.prompt_id}) ===\n{msg.instruction}",
@@ -135,10 +123,9 @@ def run(args: argparse.Namespace) -> int:
                 if line is None or line.strip() != "arm":
                     print("not armed")
                     return 1
-            res = console.call(console.arm_client, console.SetBool.Request(data=True))
-            print(f"executor: {res.message if res else 'executor/arm not available'}",
-                  flush=True)
-            if res is None:
+            armed, message = console.client.arm(True)
+            print(f"executor: {message}", flush=True)
+            if not armed:
                 return 1
         print("waiting for prompts (Ctrl-C to quit)", flush=True)
         while not (args.exit_when_done and console.finished.is_set()):
@@ -157,11 +144,7 @@ def run(args: argparse.Namespace) -> int:
                     if line is None:
                         return 0
                     answer = parse_answer(line)
-            code = getattr(console.Respond.Request, f"RESPONSE_{answer[0].upper()}")
-            request = console.Respond.Request(prompt_id=prompt.prompt_id, response=code,
-                                              note=answer[1])
-            res = console.call(console.respond_client, request)
-            reply = res.message if res else "no answer from the operator prompt node"
+            _accepted, reply = console.client.respond(prompt.prompt_id, *answer)
             print(f"-> {answer[0]}: {reply}", flush=True)
             time.sleep(0.05)
         return 0
