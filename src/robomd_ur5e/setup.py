@@ -28,6 +28,7 @@ setup(
             "success_detector_node = robomd_ur5e.success_detector_node:main",
             "operator_prompt_node = robomd_ur5e.operator_prompt_node:main",
             "console_node = robomd_ur5e.console_node:main",
+            "preview_twin_node = robomd_ur5e.preview_twin_node:main",
         ],
     },
 )

@@ -114,3 +114,8 @@ def ur5e_campaign_nodes(config: CampaignConfig, campaign_file: str | Path, *, ro
                      parameters=load_parameters("detector")),
             NodeSpec(PACKAGE, "operator_prompt_node", "operator_prompt", parameters=operator),
             NodeSpec("robomd_diagnoser", "diagnoser_node", "diagnoser", parameters=diagnoser)]
+
+
+def preview_twin_node(task: str) -> NodeSpec:
+    """The simulated twin that renders each prompt's scene for the browser console."""
+    return NodeSpec(PACKAGE, "preview_twin_node", "preview_twin", parameters={"task": task})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait(what: str, check, timeout: float = 60.0):
+    """Poll ``check`` until it returns something true (returned); fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def screenshot(browser, tmp_path: Path, name: str) -> Path:
+    """Save the page as ``tmp_path/name`` (and into $ROBOMD_SCREENSHOT_DIR if set)."""
+    path = tmp_path / name
+    assert browser.save_screenshot(str(path)) and path.stat().st_size > 10_000
+    if os.environ.get("ROBOMD_SCREENSHOT_DIR"):
+        shutil.copy(path, Path(os.environ["ROBOMD_SCREENSHOT_DIR"]) / name)
+    return path

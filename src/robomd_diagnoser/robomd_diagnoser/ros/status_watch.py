@@ -41,7 +41,9 @@ class StatusWatch:
             self._executor.spin_once(timeout_sec=0.2)
 
     def _on_status(self, msg: CampaignStatus) -> None:
-        self.reporter.update(int(msg.rollouts_done), int(msg.failures), int(msg.aborted))
+        # aborted attempts are retried: the budget counts judged rollouts
+        judged = int(msg.rollouts_done) - int(msg.aborted)
+        self.reporter.update(judged, int(msg.failures), int(msg.aborted))
 
     def close(self) -> None:
         """Stop following, end the reporter's output, and shut the private context down."""

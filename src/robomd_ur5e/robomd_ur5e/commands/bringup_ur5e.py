@@ -36,7 +36,12 @@ def run(args: argparse.Namespace) -> int:
     from robomd_diagnoser.bringup import Graph
     from robomd_diagnoser.config import ConfigError, load_campaign
     from robomd_diagnoser.console_spec import console_spec
-    from robomd_ur5e.bringup import domain_env, domain_text, ur5e_campaign_nodes
+    from robomd_ur5e.bringup import (
+        domain_env,
+        domain_text,
+        preview_twin_node,
+        ur5e_campaign_nodes,
+    )
 
     try:
         config = load_campaign(args.campaign)
@@ -46,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                                     use_fake_hardware=args.fake_hardware, out_dir=args.out)
         console = console_spec(args, args.out or str(config.output), False,
                                "robomd bringup-ur5e")
-        specs += [console] if console else []
+        specs += [console, preview_twin_node(config.task)] if console else []
     except (ConfigError, FileNotFoundError) as exc:
         print(f"robomd bringup-ur5e: {exc}")
         return 2

@@ -60,11 +60,13 @@ class ConsoleState:
 
     # ------------------------------------------------------------------ frames
     def set_frame(self, name: str, jpeg: bytes, tag: str = "") -> None:
-        """A new encoded frame called ``name``."""
+        """A new encoded frame called ``name`` (a preview also changes the snapshot)."""
         with self._lock:
             old = self._frames.get(name)
             self._frames[name] = Frame(old.seq + 1 if old else 1,
                                        base64.b64encode(jpeg).decode("ascii"), tag)
+            if name != CAMERA:
+                self.version += 1
 
     def frames(self) -> dict[str, Frame]:
         """The latest frame of every name."""
@@ -88,9 +90,11 @@ class ConsoleState:
         self._set("executor", executor)
 
     def set_status(self, status: dict[str, Any]) -> None:
-        """Campaign progress (``done``, ``budget``, ...); the ETA is added here."""
-        self._set("status", {**status, "eta_s": self._eta.eta(int(status["done"]),
-                                                                int(status["budget"]))})
+        """Campaign progress (``done``, ``aborted``, ``budget``, ...); ``judged`` (done less
+        aborted attempts, which are retried) and its ETA against the budget are added here."""
+        judged = int(status["done"]) - int(status["aborted"])
+        self._set("status", {**status, "judged": judged,
+                             "eta_s": self._eta.eta(judged, int(status["budget"]))})
 
     def set_report(self, report: dict[str, Any]) -> None:
         """The final ranking (``rows`` with P_fail, rate and interval) from campaign/report."""

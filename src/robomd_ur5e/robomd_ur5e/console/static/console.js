@@ -62,10 +62,11 @@ function renderPrompt(p) {
 function renderProgress(st) {
   if (!st) return;
   text($("campaign"), `${st.campaign_id} · ${st.state}`);
-  const frac = st.budget ? Math.min(1, st.done / st.budget) : 0;
+  const frac = st.budget ? Math.min(1, st.judged / st.budget) : 0;
   $("progress-fill").style.width = `${(100 * frac).toFixed(1)}%`;
-  text($("progress-text"), `${st.done} / ${st.budget} rollouts · ${st.failures} failures · `
-       + `${st.aborted} aborted · ETA ${st.state === "running" ? fmtDuration(st.eta_s) : "–"}`);
+  text($("progress-text"), `${st.judged} / ${st.budget} rollouts judged · ${st.failures} failures · `
+       + `${st.aborted} aborted (retried, never failures) · `
+       + `ETA ${st.state === "running" ? fmtDuration(st.eta_s) : "–"}`);
   text($("status-message"), st.message);
 }
 
@@ -110,13 +111,22 @@ function render() {
   $("no-video").hidden = !!s.video;
 }
 
+let lastCamera = 0;
+
 function onFrame(msg) {
   const img = $(msg.name);
   if (!img) return;
   img.src = `data:image/jpeg;base64,${msg.data}`;
   img.dataset.seq = msg.seq;
   img.dataset.tag = msg.tag;
+  if (msg.name === "camera") lastCamera = Date.now();
 }
+
+setInterval(() => {  // a stale camera is worth seeing at a glance
+  if (!lastCamera) return;
+  const age = (Date.now() - lastCamera) / 1000;
+  text($("camera-age"), age < 2 ? "live" : `last frame ${age.toFixed(0)} s ago`);
+}, 500);
 
 async function post(path, body) {
   try {
