@@ -36,6 +36,8 @@ def test_dry_run_driven_from_the_browser(tmp_path: Path) -> None:
     specs = ur5e_campaign_nodes(load_campaign(path), path, robot_ip="", use_fake_hardware=True)
     specs.append(console_node(tmp_path / "out", port=port, read_only=False))
     for spec in specs:
+        if spec.name == "policy_executor":  # the 2nd rollout (control steps 81..160) stops
+            spec.parameters["fake_faults"] = ["protective_stop@100"]
         if spec.name == "diagnoser":
             spec.parameters["status_period"] = 0.2
     graph = Graph(specs, {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
@@ -72,10 +74,13 @@ def test_dry_run_driven_from_the_browser(tmp_path: Path) -> None:
         assert "ARMED" in by_id("safety").text
 
         def progress() -> tuple[int, int]:
-            m = re.match(r"(\d+) / (\d+) rollouts judged", by_id("progress-text").text)
+            """(judged, aborted) rollouts as the page shows them."""
+            m = re.match(r"(\d+) / \d+ rollouts judged .* (\d+) aborted",
+                         by_id("progress-text").text)
             return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
         answered: list[tuple[str, str]] = []
+        stopped = False
 
         def new_prompt() -> str | None:
             camera_frame()
@@ -86,10 +91,15 @@ def test_dry_run_driven_from_the_browser(tmp_path: Path) -> None:
             prompt_id = wait("a new prompt", new_prompt, 90)
             kind = by_id("prompt").get_attribute("class")
             assert by_id("prompt-text").text, "the prompt shows its instruction"
+            if progress()[1] and not stopped:  # the protective stop, until the reset clears it
+                wait("PROTECTIVE STOP shown", lambda: "PROTECTIVE STOP" in by_id("safety").text
+                     and "pstop" in by_id("safety").get_attribute("class"), 10)
+                screenshot(browser, tmp_path, "console_protective_stop.png")
+                stopped = True
             if "apply" in kind and not (tmp_path / "console_prompt.png").exists():
                 screenshot(browser, tmp_path, "console_prompt.png")
-            done_before = progress()[0]
-            if "apply" in kind and done_before >= 2:
+            before = progress()
+            if "apply" in kind and before[0] >= 2:
                 by_id("btn-abort").click()
                 wait("the confirmation", lambda: by_id("confirm").is_displayed(), 5)
                 by_id("confirm-ok").click()
@@ -99,8 +109,8 @@ def test_dry_run_driven_from_the_browser(tmp_path: Path) -> None:
             answered.append((prompt_id, "done"))
             reply = f"done recorded for prompt {prompt_id}"
             wait("the answer accepted", lambda r=reply: r in by_id("log").text, 20)
-            if "apply" in kind:  # a confirmed change: a rollout runs and is counted
-                wait("the campaign going on", lambda n=done_before: progress()[0] > n, 60)
+            if "apply" in kind:  # a confirmed change: a rollout runs (judged or aborted)
+                wait("the campaign going on", lambda b=before: progress() > b, 60)
 
         assert graph.wait("diagnoser", timeout=120) == 0
         wait("the aborted rollout listed", lambda: "operator aborted" in by_id("aborted").text,
@@ -119,7 +129,9 @@ def test_dry_run_driven_from_the_browser(tmp_path: Path) -> None:
     aborted = [r for r in records if r.status == "aborted"]
     completed = [r for r in records if r.status == "completed"]
     assert len(completed) >= 2 and all(r.success is not None for r in completed)
-    assert aborted and all("operator aborted" in r.reason and r.success is None
-                           for r in aborted), [r.reason for r in aborted]
+    assert stopped, "the page showed the protective stop"
+    assert any("protective stop" in r.reason for r in aborted)
+    assert all(r.success is None for r in aborted)
+    assert any("operator aborted" in r.reason for r in aborted), [r.reason for r in aborted]
     assert not any(r.failed for r in aborted)
     assert [a for _, a in answered].count("done") >= 3 and answered[-1][1] == "abort"

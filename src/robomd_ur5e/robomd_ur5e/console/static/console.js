@@ -35,7 +35,9 @@ function renderSafety(ex) {
     else if (ex.fault) { cls = "pstop"; msg = `ROBOT CANNOT MOVE: ${ex.fault}`; }
     else if (ex.armed) { cls = "armed"; msg = "ARMED: the arm moves" + (ex.busy ? " (running)" : ""); }
     else { cls = "disarmed"; msg = "DISARMED: nothing moves"; }
-    if (ex.fault && (ex.emergency_stop || ex.protective_stop)) msg += ` (${ex.fault})`;
+    if ((ex.emergency_stop || ex.protective_stop) && !["emergency stop", "protective stop"].includes(ex.fault)) {
+      msg += ` (${ex.fault})`;
+    }
     if (ex.fault || ex.emergency_stop || ex.protective_stop) msg += ex.armed ? " · armed" : " · disarmed";
   }
   el.className = `safety ${cls}`;
