@@ -9,10 +9,17 @@ lines and the browser console alike.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
+
+
+def add_progress_argument(p: argparse.ArgumentParser) -> None:
+    """``--no-progress``, for a command that shows a :class:`ProgressReporter`."""
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (without a terminal: no progress lines either)")
 
 
 def format_duration(seconds: float | None) -> str:

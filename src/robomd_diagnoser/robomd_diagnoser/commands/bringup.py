@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from robomd_diagnoser.console_spec import add_console_arguments, console_spec
+from robomd_diagnoser.progress import add_progress_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,8 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ROS_DOMAIN_ID of the graph (default: 77, localhost-only discovery)")
     add_console_arguments(p, "a read-only campaign view in the browser (robomd_ur5e's "
                              "console_node)")
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress bar (without a terminal: no progress lines)")
+    add_progress_argument(p)
     p.set_defaults(func=run)
 
 
@@ -30,8 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     from robomd_diagnoser.bringup import SIM_ENV, Graph, sim_campaign_nodes
     from robomd_diagnoser.config import ConfigError, load_campaign
-    from robomd_diagnoser.progress import ProgressReporter
-    from robomd_diagnoser.ros.status_watch import StatusWatch
+    from robomd_diagnoser.ros.status_watch import campaign_progress
 
     try:
         config = load_campaign(args.campaign)
@@ -46,11 +45,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"robomd bringup: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, localhost discovery",
           flush=True)
     os.environ.update(env)  # the progress watch joins the graph's domain
-    watch = None if args.no_progress else StatusWatch(
-        ProgressReporter(config.budget, f"campaign {config.name}"))
-    try:
+    with campaign_progress(config.budget, config.name, not args.no_progress):
         return Graph(specs + ([console] if console else []), env).run("diagnoser",
                                                                       "robomd bringup")
-    finally:
-        if watch is not None:
-            watch.close()

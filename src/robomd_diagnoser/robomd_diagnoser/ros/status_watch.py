@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -53,3 +55,19 @@ class StatusWatch:
         self._executor.shutdown()
         self._node.destroy_node()
         rclpy.try_shutdown(context=self._context)
+
+
+@contextmanager
+def campaign_progress(budget: int, name: str, enabled: bool = True) -> Iterator[None]:
+    """Show a campaign's progress on stderr while the block runs (nothing if not ``enabled``).
+
+    :param budget: the campaign's rollout budget.
+    :param name: the campaign's name.
+    :param enabled: False for ``--no-progress``.
+    """
+    watch = StatusWatch(ProgressReporter(budget, f"campaign {name}")) if enabled else None
+    try:
+        yield
+    finally:
+        if watch is not None:
+            watch.close()

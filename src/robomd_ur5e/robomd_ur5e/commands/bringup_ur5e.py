@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from robomd_diagnoser.console_spec import add_console_arguments
+from robomd_diagnoser.progress import add_progress_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,13 +30,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="campaign directory (default: the campaign's output)")
     add_console_arguments(p, "the operator console in the browser (camera, prompts, "
                              "done/skip/abort, arming, progress)")
+    add_progress_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from robomd_diagnoser.bringup import Graph
     from robomd_diagnoser.config import ConfigError, load_campaign
     from robomd_diagnoser.console_spec import console_spec
+    from robomd_diagnoser.ros.status_watch import campaign_progress
     from robomd_ur5e.bringup import (
         domain_env,
         domain_text,
@@ -56,4 +61,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"robomd bringup-ur5e: {exc}")
         return 2
     print(f"robomd bringup-ur5e: {domain_text(args.fake_hardware)}", flush=True)
-    return Graph(specs, domain_env(args.fake_hardware)).run("diagnoser", "robomd bringup-ur5e")
+    env = domain_env(args.fake_hardware)
+    os.environ.update(env)  # the progress watch joins the graph's domain
+    with campaign_progress(config.budget, config.name, not args.no_progress):
+        return Graph(specs, env).run("diagnoser", "robomd bringup-ur5e")
