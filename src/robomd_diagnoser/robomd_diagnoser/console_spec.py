@@ -61,13 +61,19 @@ def console_node(output: str | Path, *, host: str = DEFAULT_HOST, port: int = DE
         "output": str(Path(output).resolve())})
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a TCP port, 1..65535")
+    return int(text)
+
+
 def add_console_arguments(p: argparse.ArgumentParser, text: str) -> None:
     """``--console``, ``--console-host``, ``--console-port`` (bringup and bringup-ur5e)."""
     p.add_argument("--console", action="store_true", help=text)
     p.add_argument("--console-host", default=DEFAULT_HOST,
                    help=f"console bind address (default {DEFAULT_HOST}; any other address needs "
                         "the token printed with the URL)")
-    p.add_argument("--console-port", type=int, default=DEFAULT_PORT,
+    p.add_argument("--console-port", type=_port, default=DEFAULT_PORT,
                    help=f"console port (default {DEFAULT_PORT})")
 
 
