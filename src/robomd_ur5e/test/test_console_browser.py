@@ -1,14 +1,17 @@
 """A fake-hardware dry run driven from the browser console alone, in headless chromium: arm,
-answer prompts with Done, see the camera change, then Abort (an aborted rollout, never a policy
-failure). Screenshots go to the test's tmp dir (and to $ROBOMD_SCREENSHOT_DIR if set)."""
+see the camera change and the twin's preview of a prompt beside the nominal scene, answer prompts
+with Done, see a protective stop, then Abort (an aborted rollout, never a policy failure).
+Screenshots go to the test's tmp dir (and to $ROBOMD_SCREENSHOT_DIR if set)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -23,18 +26,30 @@ from robomd_diagnoser.config import load_campaign  # noqa: E402
 from robomd_diagnoser.console_spec import console_node  # noqa: E402
 from robomd_diagnoser.paths import find_config  # noqa: E402
 from robomd_diagnoser.store import RolloutStore  # noqa: E402
-from robomd_ur5e.bringup import ur5e_campaign_nodes  # noqa: E402
+from robomd_ur5e.bringup import preview_twin_node, ur5e_campaign_nodes  # noqa: E402
+
+
+def _mean_rgb(src: str) -> np.ndarray:
+    import cv2
+
+    jpeg = np.frombuffer(base64.b64decode(src.split(",", 1)[1]), np.uint8)
+    return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[:, :, ::-1].reshape(-1, 3).mean(axis=0)
 
 
 def test_dry_run_driven_from_the_browser(tmp_path: Path) -> None:
+    # the real catalog's table covers and lights: the fake scene and the twin both show them
+    catalog = yaml.safe_load(find_config("catalogs/real_lift.yaml").read_text())
+    catalog["perturbations"] = [p for p in catalog["perturbations"] if p["kind"] != "object"]
+    (tmp_path / "catalog.yaml").write_text(yaml.safe_dump(catalog))
     campaign = yaml.safe_load(find_config("campaigns/real_lift_dry_run.yaml").read_text())
     campaign.update(budget=3, output=str(tmp_path / "out"),
-                    catalog=str(find_config("catalogs/real_lift.yaml")))
+                    catalog=str(tmp_path / "catalog.yaml"))
     path = tmp_path / "campaign.yaml"
     path.write_text(yaml.safe_dump(campaign))
     port = free_port()
     specs = ur5e_campaign_nodes(load_campaign(path), path, robot_ip="", use_fake_hardware=True)
-    specs.append(console_node(tmp_path / "out", port=port, read_only=False))
+    specs += [console_node(tmp_path / "out", port=port, read_only=False),
+              preview_twin_node("lift")]
     for spec in specs:
         if spec.name == "policy_executor":  # the 2nd rollout (control steps 81..160) stops
             spec.parameters["fake_faults"] = ["protective_stop@100"]
@@ -96,8 +111,14 @@ def test_dry_run_driven_from_the_browser(tmp_path: Path) -> None:
                      and "pstop" in by_id("safety").get_attribute("class"), 10)
                 screenshot(browser, tmp_path, "console_protective_stop.png")
                 stopped = True
-            if "apply" in kind and not (tmp_path / "console_prompt.png").exists():
-                screenshot(browser, tmp_path, "console_prompt.png")
+            if "reset" in kind:  # previews belong to the change prompt they were made for
+                assert not by_id("previews").is_displayed()
+            if "apply" in kind and not (tmp_path / "console_preview.png").exists():
+                wait("the previews", lambda: by_id("previews").is_displayed(), 60)
+                requested = _mean_rgb(by_id("preview_requested").get_attribute("src"))
+                nominal = _mean_rgb(by_id("preview_nominal").get_attribute("src"))
+                assert np.abs(requested - nominal).sum() > 15, (requested, nominal)
+                screenshot(browser, tmp_path, "console_preview.png")
             before = progress()
             if "apply" in kind and before[0] >= 2:
                 by_id("btn-abort").click()
