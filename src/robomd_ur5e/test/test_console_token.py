@@ -95,7 +95,7 @@ def test_beyond_localhost_every_request_needs_the_token(tmp_path: Path) -> None:
         graph.stop()
 
 
-def test_a_generated_token_is_printed_with_the_url(tmp_path: Path) -> None:
+def test_generated_token_printed_and_read_only_page_without_controls(tmp_path: Path) -> None:
     port = free_port()
     graph = _graph(tmp_path, host="0.0.0.0", port=port, read_only=True)
     spec = graph.specs[0]
@@ -103,6 +103,7 @@ def test_a_generated_token_is_printed_with_the_url(tmp_path: Path) -> None:
 
     proc = subprocess.Popen(command(spec), env=graph.env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+    browser = None
     try:
         line = ""
         deadline = time.monotonic() + 30
@@ -120,7 +121,19 @@ def test_a_generated_token_is_printed_with_the_url(tmp_path: Path) -> None:
         status, body = _get(f"{base}/api/respond?token={token}",
                             {"prompt_id": "p1", "answer": "done"})
         assert status == 403 and "read-only" in body
+        browser = start_browser(tmp_path / "profile")  # and the page shows no controls
+        browser.get(f"{base}/?token={token}")
+        deadline = time.monotonic() + 20
+        while "read-only" not in (browser.find_element("tag name", "body").get_attribute("class")
+                                  or ""):
+            assert time.monotonic() < deadline, "the page did not get the read-only state"
+            time.sleep(0.1)
+        for button in ("btn-done", "btn-skip", "btn-abort", "btn-arm", "btn-disarm"):
+            assert not browser.find_element("id", button).is_displayed()
+        assert "simulation" in browser.find_element("id", "safety").text
     finally:
+        if browser is not None:
+            browser.quit()
         proc.send_signal(2)
         try:
             proc.wait(10)
