@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 
 from robomd_diagnoser.bringup import NAMESPACE, NodeSpec, find_executable
+from robomd_diagnoser.config import ConfigError
 
 PACKAGE, EXECUTABLE = "robomd_ur5e", "console_node"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
@@ -61,6 +62,19 @@ def console_node(output: str | Path, *, host: str = DEFAULT_HOST, port: int = DE
         "output": str(Path(output).resolve())})
 
 
+def check_listen(host: str, port: int) -> None:
+    """Fail before the graph starts if the console could not listen there.
+
+    :raises ConfigError: naming the address and the option to change.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        raise ConfigError(f"--console-host {host} --console-port {port}: cannot listen there "
+                          f"({exc}); pick another port or address") from None
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r}: give a TCP port, 1..65535")
@@ -82,10 +96,12 @@ def console_spec(args: argparse.Namespace, output: str, read_only: bool,
     """The console node for ``args`` (None without ``--console``); prints its URL.
 
     :raises FileNotFoundError: if robomd_ur5e's console_node is not installed.
+    :raises ConfigError: if nothing can listen on ``--console-host``:``--console-port``.
     """
     if not args.console:
         return None
     find_executable(PACKAGE, EXECUTABLE)
+    check_listen(args.console_host, args.console_port)
     token = console_token(args.console_host)
     print(f"{label}: console at {console_url(args.console_host, args.console_port, token)}",
           flush=True)

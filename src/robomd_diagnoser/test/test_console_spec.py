@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from robomd_diagnoser.config import ConfigError
 from robomd_diagnoser.console_spec import (
     add_console_arguments,
+    check_listen,
     console_node,
     console_spec,
     console_token,
@@ -52,3 +54,13 @@ def test_cli_options(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         parser.parse_args(["--console-port", "70000"])
     assert exc.value.code == 2 and "--console-port" in capsys.readouterr().err
+
+
+def test_a_busy_port_is_refused_before_the_graph_starts() -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"--console-port {port}: cannot listen"):
+            check_listen("127.0.0.1", port)
+    check_listen("127.0.0.1", port)  # free again
