@@ -23,7 +23,8 @@ t0=$SECONDS
 
 # 1. System packages ---------------------------------------------------------------------------
 step="system packages"
-need=(cmake g++ make git libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libgles2 libglib2.0-0 openssl)
+need=(cmake g++ make git libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libgles2 libglib2.0-0 openssl
+      chromium chromium-driver)  # the browser console's tests drive Debian's chromium
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 [ -f "$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ] \
   || need+=(python3-dev)

@@ -8,6 +8,7 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
+    package_data={"robomd_ur5e.console": ["static/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
@@ -26,6 +27,8 @@ setup(
             "policy_executor_node = robomd_ur5e.policy_executor_node:main",
             "success_detector_node = robomd_ur5e.success_detector_node:main",
             "operator_prompt_node = robomd_ur5e.operator_prompt_node:main",
+            "console_node = robomd_ur5e.console_node:main",
+            "preview_twin_node = robomd_ur5e.preview_twin_node:main",
         ],
         # Plug-ins of robomd_diagnoser (robomd_diagnoser.plugins).
         "robomd.worlds": ["real = robomd_ur5e.bringup:in_process_world"],

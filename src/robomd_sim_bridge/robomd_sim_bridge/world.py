@@ -18,6 +18,7 @@ default True) or frames are being recorded.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,19 @@ MAX_PLACEMENT_TRIES = 50
 _OVERLAP = 1e-3
 #: Which end of the first gripper joint's range is "open", for robosuite's grippers.
 _GRIPPER_OPEN_END = {"Robotiq85Gripper": 0, "PandaGripper": 1}
+#: robosuite warns at import about optional extras no campaign uses: robosuite_models' extra
+#: robots and the mink whole-body IK of its GR1 humanoid (robosuite/__init__.py), and the
+#: private macro file (robosuite/macros.py; its defaults are what the worlds expect).
+_OPTIONAL_EXTRAS = ("Could not import robosuite_models",
+                    "Could not load the mink-based whole-body IK", "No private macro file found",
+                    "It is recommended to use a private macro file", "To setup, run: python")
+
+
+def _not_about_optional_extras(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_OPTIONAL_EXTRAS)
+
+
+logging.getLogger("robosuite_logs").addFilter(_not_about_optional_extras)
 
 
 @dataclass(frozen=True)

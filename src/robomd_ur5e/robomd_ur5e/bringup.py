@@ -125,6 +125,11 @@ def ur5e_campaign_nodes(config: CampaignConfig, campaign_file: str | Path, *, ro
             NodeSpec("robomd_diagnoser", "diagnoser_node", "diagnoser", parameters=diagnoser)]
 
 
+def preview_twin_node(task: str) -> NodeSpec:
+    """The simulated twin that renders each prompt's scene for the browser console."""
+    return NodeSpec(PACKAGE, "preview_twin_node", "preview_twin", parameters={"task": task})
+
+
 def in_process_world(settings: WorldSettings) -> NoReturn:
     """The ``real`` world type: a robot runs only behind the ROS 2 graph, never in-process.
 

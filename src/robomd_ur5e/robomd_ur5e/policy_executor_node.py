@@ -4,8 +4,9 @@ Services: ``executor/arm`` (std_srvs/SetBool: nothing moves until an operator ar
 and arming is refused, with the reason, unless the robot is fit for a campaign; ``false`` disarms
 and stops the arm), ``executor/home`` (std_srvs/Trigger: move to ``home_q``; the operator prompt
 calls it on every ``reset_scene``). Publishes ``executor/rollout_state`` (robomd_msgs/RolloutState)
-at the start and end of every rollout, for the success detector, and ``executor/armed``
-(std_msgs/Bool, latched) whenever the executor is armed or disarmed (a robot fault disarms it).
+at the start and end of every rollout, for the success detector, and ``executor/status``
+(robomd_msgs/ExecutorStatus, latched: armed, busy, protective and emergency stop, fault) when it
+changes and once a second, for the operator's consoles (a robot fault disarms the executor).
 Every call to the robot runs on one dedicated thread (with fake hardware, the simulator's GL
 context is bound to it); see :mod:`robomd_ur5e.runner` for the control loop and its faults.
 
@@ -26,7 +27,6 @@ import rclpy
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
 from robomd_diagnoser.catalog import CatalogError
@@ -43,7 +43,7 @@ from robomd_diagnoser.ros.node import (
 )
 from robomd_diagnoser.world import RolloutStatus
 from robomd_msgs.action import ExecuteRollout
-from robomd_msgs.msg import RolloutState
+from robomd_msgs.msg import ExecutorStatus, RolloutState
 from robomd_msgs.srv import ApplyPerturbation, ResetScene
 from robomd_ur5e.fake import FAULTS
 from robomd_ur5e.hardware import (
@@ -52,6 +52,7 @@ from robomd_ur5e.hardware import (
     RobotFault,
     connect_dashboard,
     connect_robot,
+    fault_reason,
     make_gripper,
 )
 from robomd_ur5e.runner import ExecutorSettings, RolloutRunner, Snapshot
@@ -189,9 +190,10 @@ class PolicyExecutorNode(RolloutActionServer):
         self.frame_id = str(p["frame_id"])
         group = ReentrantCallbackGroup()
         self.state_pub = self.create_publisher(RolloutState, "executor/rollout_state", 10)
-        self.armed_pub = self.create_publisher(Bool, "executor/armed", LATCHED)
-        self._published_armed: bool | None = None
-        self._armed_lock = threading.Lock()
+        self.status_pub = self.create_publisher(ExecutorStatus, "executor/status", LATCHED)
+        self._status: tuple[bool, bool, str] | None = None
+        self._status_time = 0.0
+        self._status_lock = threading.Lock()
         self.image_pub = None
         if self.fake:
             self._build_fake(p, group)
@@ -212,7 +214,7 @@ class PolicyExecutorNode(RolloutActionServer):
         self.serve_rollouts(group)
         idle = 1.0 / max(2.0 * float(p["watchdog_hz"]), float(p["fake_camera_rate"]), 1.0)
         self.create_timer(idle, self._idle)
-        self._publish_armed()
+        self._publish_status()
         self.get_logger().info(
             f"policy executor ready ({'FAKE hardware' if self.fake else p['robot_ip']}), policy "
             f"{p['policy']}, {p['rate']} Hz; DISARMED until executor/arm is called")
@@ -271,17 +273,6 @@ class PolicyExecutorNode(RolloutActionServer):
         self.image_pub.publish(to_msg(image, self.frame_id, self.get_clock().now().to_msg()))
         return image, 0.0
 
-    def _publish_armed(self) -> None:
-        """Publish ``executor/armed`` when it changed (a fault disarms from the robot thread)."""
-        with self._armed_lock:
-            armed = self.runner.armed
-            was, self._published_armed = self._published_armed, armed
-            if armed == was:
-                return
-            self.armed_pub.publish(Bool(data=armed))
-        if was and not armed:
-            self.get_logger().warning(f"DISARMED: {self.runner.disarmed_because}")
-
     def _idle(self) -> None:
         """Between rollouts: kick the watchdog and poll for faults; with fake hardware, also
         publish the camera.
@@ -292,17 +283,41 @@ class PolicyExecutorNode(RolloutActionServer):
         if self.busy.locked() or not rclpy.ok():
             return
 
-        def tick() -> None:
+        def tick() -> str:
             self.runner.keepalive()
             if self.fake:
                 self._fake_frame()
+            return fault_reason(self.control, self.receive) or ""
 
         try:
-            self.on_world_thread(tick)
+            self._publish_status(self.on_world_thread(tick))
         except RuntimeError as exc:
             if rclpy.ok():
                 self.get_logger().warning(f"robot idle check: {exc}", throttle_duration_sec=10.0)
-        self._publish_armed()
+            self._publish_status()
+
+    def _publish_status(self, fault: str | None = None, busy: bool = False) -> None:
+        """Publish ``executor/status`` when it changed, or once a second; log a disarm (a robot
+        fault disarms from the robot thread) with its reason.
+
+        :param fault: why the arm may not move ("" when it may); None keeps the last one known.
+        :param busy: a rollout or homing is running.
+        """
+        with self._status_lock:
+            if fault is None:
+                fault = self._status[2] if self._status else ""
+            was_armed = self._status[0] if self._status else None
+            state = (self.runner.armed, busy, fault)
+            if state == self._status and time.monotonic() - self._status_time < 1.0:
+                return
+            self._status, self._status_time = state, time.monotonic()
+            msg = ExecutorStatus(armed=state[0], busy=busy, fault=fault,
+                                 protective_stop="protective stop" in fault,
+                                 emergency_stop="emergency stop" in fault)
+            msg.header.stamp = self.get_clock().now().to_msg()
+            self.status_pub.publish(msg)
+        if was_armed and not state[0]:
+            self.get_logger().warning(f"DISARMED: {self.runner.disarmed_because}")
 
     # ------------------------------------------------------------------ services
     def _arm(self, req, res):
@@ -318,7 +333,7 @@ class PolicyExecutorNode(RolloutActionServer):
             self._world_thread.submit(self.runner.stop)
             res.message, res.success = "disarmed: motion stopped", True
             self.get_logger().info(res.message)
-        self._publish_armed()
+        self._publish_status(busy=self.busy.locked())
         return res
 
     def _home(self, _req, res):
@@ -362,6 +377,8 @@ class PolicyExecutorNode(RolloutActionServer):
         self.state_pub.publish(msg)
 
     def run_rollout(self, goal, handle) -> RolloutReport:
+        self._publish_status(busy=True)
+
         def run():
             if self.runner.armed:
                 try:
@@ -377,7 +394,7 @@ class PolicyExecutorNode(RolloutActionServer):
                     goal.rollout_id, RolloutState.PHASE_START, snap)), ""
 
         run_result, error = self.on_world_thread(run)
-        self._publish_armed()
+        self._publish_status(busy=True)
         if run_result is None:
             report = RolloutReport(RolloutStatus.ABORTED, 0, error, 0.0)
         else:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from robomd_diagnoser.console_spec import add_console_arguments, console_spec
+from robomd_diagnoser.progress import add_progress_argument
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,22 +20,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--domain-id", type=int, default=None,
                    help="ROS_DOMAIN_ID of the graph (default: the first free one from 77; "
                         "discovery and sockets stay on localhost either way)")
+    add_console_arguments(p, "a read-only campaign view in the browser (robomd_ur5e's "
+                             "console_node)")
+    add_progress_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from robomd_diagnoser.config import ConfigError, load_campaign
     from robomd_diagnoser.ros.bringup import SIM_ENV, Graph, sim_campaign_nodes
+    from robomd_diagnoser.ros.status_watch import campaign_progress
 
     try:
         config = load_campaign(args.campaign)
+        specs = sim_campaign_nodes(config, args.campaign, args.out)
+        console = console_spec(args, args.out or str(config.output), True, "robomd bringup")
     except (ConfigError, FileNotFoundError) as exc:
         print(f"robomd bringup: {exc}")
         return 2
     env = dict(SIM_ENV)
     if args.domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(args.domain_id)
-    graph = Graph(sim_campaign_nodes(config, args.campaign, args.out), env)
+    graph = Graph(specs + ([console] if console else []), env)
     print(f"robomd bringup: ROS_DOMAIN_ID={graph.env['ROS_DOMAIN_ID']}, localhost only",
           flush=True)
-    return graph.run("diagnoser", "robomd bringup")
+    os.environ.update(graph.env)  # the progress watch joins the graph's domain
+    with campaign_progress(config.budget, config.name, not args.no_progress):
+        return graph.run("diagnoser", "robomd bringup")

@@ -111,9 +111,14 @@ class DiagnoserNode(Node):
             self._poll_store()
             self._finish()
         except Exception as exc:  # reported on campaign/status; the store keeps finished work
-            self.state = CampaignStatus.STATE_FAULT
-            self.message = f"campaign failed: {exc}"
-            self.get_logger().error(self.message)
+            if self._stop_requested:  # e.g. an operator abort: the world refuses more scenes
+                self.state = CampaignStatus.STATE_DONE
+                self.message = f"stopped on request ({exc})"
+                self.get_logger().warning(self.message)
+            else:
+                self.state = CampaignStatus.STATE_FAULT
+                self.message = f"campaign failed: {exc}"
+                self.get_logger().error(self.message)
         finally:
             self._publish_status()
             if self.bag:

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-ANSWERS = {"d": "done", "s": "skip", "a": "abort"}
+ANSWERS = {"d": "done", "s": "skip", "a": "abort"}  # one letter per OperatorClient answer
 
 
 def parse_answer(line: str) -> tuple[str, str] | None:
@@ -54,34 +54,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 class _Console:
-    """The ROS side: subscriptions, the respond/arm clients, and a queue of prompts."""
+    """The ROS side: subscriptions, the operator's requests, and a queue of prompts."""
 
     def __init__(self, namespace: str) -> None:
         import rclpy
         from rclpy.executors import MultiThreadedExecutor
-        from std_msgs.msg import Bool
-        from std_srvs.srv import SetBool
 
         from robomd_diagnoser.ros.node import LATCHED
-        from robomd_msgs.msg import CampaignStatus, OperatorPrompt, RolloutOutcome
-        from robomd_msgs.srv import OperatorRespond
+        from robomd_msgs.msg import CampaignStatus, ExecutorStatus, OperatorPrompt, RolloutOutcome
+        from robomd_ur5e.operator_client import OperatorClient
 
         ns = namespace.rstrip("/")
         self.node = rclpy.create_node(f"operator_console_{os.getpid()}")
         self.prompts: queue.Queue = queue.Queue()
         self.finished = threading.Event()
-        self.armed: bool | None = None  # as the executor last said (executor/armed)
+        self.armed: bool | None = None  # as the executor last said (executor/status)
         self._kinds = {OperatorPrompt.KIND_APPLY: "CHANGE THE SCENE",
                        OperatorPrompt.KIND_RESET: "RESET THE SCENE"}
         self._done_states = {CampaignStatus.STATE_DONE, CampaignStatus.STATE_FAULT}
-        self.respond_client = self.node.create_client(OperatorRespond, f"{ns}/operator/respond")
-        self.arm_client = self.node.create_client(SetBool, f"{ns}/executor/arm")
-        self.Respond, self.SetBool = OperatorRespond, SetBool
+        self.client = OperatorClient(self.node, ns)
         self.node.create_subscription(OperatorPrompt, f"{ns}/operator/prompt", self._on_prompt,
                                       LATCHED)
         self.node.create_subscription(RolloutOutcome, f"{ns}/rollout/outcome", self._on_outcome,
                                       10)
-        self.node.create_subscription(Bool, f"{ns}/executor/armed", self._on_armed, LATCHED)
+        self.node.create_subscription(ExecutorStatus, f"{ns}/executor/status",
+                                      self._on_executor_status, LATCHED)
         self.node.create_subscription(CampaignStatus, f"{ns}/campaign/status", self._on_status,
                                       10)
         self.executor = MultiThreadedExecutor(num_threads=2)
@@ -92,18 +89,18 @@ class _Console:
         if msg.kind in self._kinds and msg.prompt_id:
             self.prompts.put(msg)
 
-    def _on_armed(self, msg) -> None:
-        if self.armed and not msg.data:
+    def _on_executor_status(self, msg) -> None:
+        if self.armed and not msg.armed:
             print("\n*** the executor is DISARMED (a robot fault or the operator; see its log). "
                   "Clear any stop on the pendant, then type 'arm' to arm it again. ***",
                   flush=True)
-        self.armed = bool(msg.data)
+        self.armed = bool(msg.armed)
 
     def arm(self) -> bool:
         """Ask the executor to arm; prints its answer; True if armed."""
-        res = self.call(self.arm_client, self.SetBool.Request(data=True))
-        print(f"executor: {res.message if res else 'executor/arm not available'}", flush=True)
-        return bool(res and res.success)
+        armed, message = self.client.arm(True)
+        print(f"executor: {message}", flush=True)
+        return armed
 
     def _on_outcome(self, msg) -> None:
         verdict = "SUCCESS" if msg.success else "FAILURE"
@@ -115,15 +112,6 @@ class _Console:
             if not self.finished.is_set():
                 print(f"[campaign] {msg.message}", flush=True)
             self.finished.set()
-
-    def call(self, client, request, timeout: float = 30.0):
-        """Call a service; the response or None."""
-        if not client.wait_for_service(timeout_sec=timeout):
-            return None
-        done = threading.Event()
-        future = client.call_async(request)
-        future.add_done_callback(lambda _f: done.set())
-        return future.result() if done.wait(timeout) else None
 
     def show(self, msg) -> None:
         print(f"\n=== {self._kinds[msg.kind]} (prompt {msg.prompt_id}) ===\n{msg.instruction}",
@@ -187,11 +175,7 @@ def run(args: argparse.Namespace) -> int:
                         console.arm()
                         continue
                     answer = parse_answer(line)
-            code = getattr(console.Respond.Request, f"RESPONSE_{answer[0].upper()}")
-            request = console.Respond.Request(prompt_id=prompt.prompt_id, response=code,
-                                              note=answer[1])
-            res = console.call(console.respond_client, request)
-            reply = res.message if res else "no answer from the operator prompt node"
+            _accepted, reply = console.client.respond(prompt.prompt_id, *answer)
             print(f"-> {answer[0]}: {reply}", flush=True)
             time.sleep(0.05)
         return 0

@@ -1,0 +1,17 @@
+"""robosuite's import-time warnings about optional extras do not reach the terminal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_importing_the_world_then_robosuite_prints_no_optional_extra_warnings() -> None:
+    code = ("import logging, robomd_sim_bridge.world, robosuite; "
+            "logging.getLogger('robosuite_logs').warning('other warnings still show')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    text = out.stdout + out.stderr
+    assert "other warnings still show" in text
+    for noise in ("robosuite_models", "mink-based whole-body IK", "private macro file"):
+        assert noise not in text, text
