@@ -14,6 +14,10 @@ Policy specs understood by :func:`load_policy`:
     ``torchscript:<path>``        a TorchScript file (see :class:`TorchScriptPolicy`)
     ``module:<pkg.mod:factory>``  a Python factory returning a policy or a callable obs -> action
     ``bc:<path>``                 weights of :mod:`robomd_diagnoser.bc`'s vision BC model
+    ``bc_state:<path>``           weights of :mod:`robomd_diagnoser.learning.state_bc` (no camera)
+    ``remote:<ws://host:port>``   a policy server (:mod:`robomd_diagnoser.remote_policy`)
+    ``robomimic:<file.pth>``      a robomimic checkpoint (:mod:`robomd_diagnoser.robomimic_policy`)
+    ``lerobot:<dir>``             a LeRobot checkpoint (:mod:`robomd_diagnoser.lerobot_policy`)
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ Observation = dict[str, np.ndarray]
 ACTION_DIM = 7
 #: The observation keys handed to learned policies (privileged simulator keys are not).
 POLICY_KEYS = ("image", "eef_pos", "gripper")
-SPEC_KINDS = ("torchscript", "module", "bc")
+#: Spec kinds resolved by a factory ``(arg: str, world) -> RolloutPolicy``, imported on use.
+SPEC_FACTORIES = {
+    "bc_state": "robomd_diagnoser.learning.state_bc:load_state_policy",
+    "remote": "robomd_diagnoser.remote_policy:make_remote_policy",
+    "robomimic": "robomd_diagnoser.robomimic_policy:make_robomimic_policy",
+    "lerobot": "robomd_diagnoser.lerobot_policy:make_lerobot_policy",
+}
+SPEC_KINDS = ("torchscript", "module", "bc", *SPEC_FACTORIES)
 
 
 @runtime_checkable
@@ -171,7 +182,8 @@ def load_module_policy(target: str) -> RolloutPolicy:
 
 
 def load_policy(spec: str, device: str = "cpu") -> RolloutPolicy:
-    """Resolve a policy spec (``torchscript:<path>``, ``module:<pkg.mod:factory>``, ``bc:<path>``).
+    """Resolve a policy spec (``torchscript:<path>``, ``module:<pkg.mod:factory>``, ``bc:<path>``,
+    and the kinds of :data:`SPEC_FACTORIES`).
 
     :param spec: the spec string; see the module docstring.
     :param device: torch device for learned policies.
@@ -180,7 +192,11 @@ def load_policy(spec: str, device: str = "cpu") -> RolloutPolicy:
     kind, sep, rest = spec.partition(":")
     if not sep or kind not in SPEC_KINDS or not rest:
         raise PolicyError(f"policy spec {spec!r}: use one of torchscript:<path>, "
-                          "module:<pkg.mod:factory>, bc:<path to weights>")
+                          "module:<pkg.mod:factory>, bc:<path to weights>, bc_state:<path>, "
+                          "remote:<ws://host:port>, robomimic:<file.pth>, lerobot:<dir>")
+    if kind in SPEC_FACTORIES:
+        mod_name, _, attr = SPEC_FACTORIES[kind].partition(":")
+        return getattr(importlib.import_module(mod_name), attr)(rest, None)
     if kind == "torchscript":
         return TorchScriptPolicy(rest, device)
     if kind == "module":

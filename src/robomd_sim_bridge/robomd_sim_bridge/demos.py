@@ -105,6 +105,10 @@ class NoisyRecorder:
                            np.asarray(obs["eef_pos"], np.float32).reshape(3),
                            np.asarray(obs["gripper"], np.float32).reshape(1),
                            clean.astype(np.float32)))
+        return self.noisy(clean)
+
+    def noisy(self, clean: np.ndarray) -> np.ndarray:
+        """The action to execute: ``clean`` with the next AR(1) noise on its position part."""
         rho = NOISE_CORRELATION
         self._n = rho * self._n + math.sqrt(1 - rho * rho) * self.rng.normal(0.0, self.noise, 3)
         executed = clean.copy()

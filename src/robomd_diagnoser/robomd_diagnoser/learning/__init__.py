@@ -1,0 +1,1 @@
+"""Learning code: policies trained by RoboMD on demonstrations."""

@@ -1,0 +1,1 @@
+"""Subcommands of the `robomd` command line that need the simulator."""
