@@ -27,15 +27,14 @@ failure, and retried like any aborted rollout.
 
 from __future__ import annotations
 
-import json
 from collections import deque
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
 from robomd_diagnoser.policy import ACTION_DIM, Observation, PolicyError, as_action
+from robomd_diagnoser.policy_keys import load_key_map
 from robomd_diagnoser.world import WorldError
 
 #: Observation keys sent to a server unless a key map says otherwise (never privileged state).
@@ -128,25 +127,6 @@ def _positive(options: dict[str, str], name: str, default: float, spec: str) -> 
         raise RemotePolicyError(f"remote policy {spec!r}: {name}={raw!r} must be a positive "
                                 "number")
     return value
-
-
-def load_key_map(path: str | Path) -> dict[str, str]:
-    """Read a JSON map ``{server observation key: our observation key}``.
-
-    :raises RemotePolicyError: naming the file when it is missing or not a string map.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RemotePolicyError(f"observation key map {path}: cannot read it as JSON ({exc})") \
-            from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                             for k, v in data.items()):
-        raise RemotePolicyError(f"observation key map {path}: must be a JSON object of strings, "
-                                'e.g. {"observation/image": "image", "observation/state": '
-                                '"eef_pos"}')
-    return data
 
 
 class RemotePolicy:

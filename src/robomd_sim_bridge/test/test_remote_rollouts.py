@@ -1,4 +1,4 @@
-"""remote:<url> policies in real robosuite rollouts: a served BC policy, a server killed mid-rollout."""
+"""remote:<url> policies in robosuite rollouts: a served BC policy, a server killed mid-rollout."""
 
 from __future__ import annotations
 
