@@ -1,7 +1,8 @@
 """Policies under test in the simulated world: resolve a spec into a RolloutPolicy.
 
 Specs: ``expert`` (the scripted controller, privileged state), ``bc`` (the shipped vision BC
-weights for Lift, :data:`SHIPPED_BC`), and everything :func:`robomd_diagnoser.policy.load_policy`
+weights for Lift, :data:`SHIPPED_BC`), ``bc_state`` (the shipped state BC weights for Lift,
+:data:`SHIPPED_STATE_BC`), and everything :func:`robomd_diagnoser.policy.load_policy`
 understands (``torchscript:<path>``, ``module:<pkg.mod:factory>``, ``bc:<path>``).
 """
 
@@ -15,12 +16,14 @@ from robomd_diagnoser.policy import PolicyError, RolloutPolicy, load_policy
 #: Vision BC weights shipped for Lift (UR5e, 84x84 agentview image + eef_pos + gripper).
 SHIPPED_BC = Path(__file__).resolve().parent / "data" / "lift_bc.pt"
 SHIPPED_BC_TASK = "lift"
+#: Low-dimensional-state BC weights shipped for Lift (eef_pos + gripper + object state, no camera).
+SHIPPED_STATE_BC = Path(__file__).resolve().parent / "data" / "lift_state_bc.pt"
 
 
 def make_policy(spec: str, world: object) -> RolloutPolicy:
     """Build the policy named by ``spec`` for ``world`` (a :class:`RobosuiteWorld`).
 
-    :param spec: ``expert``, ``bc`` or a :func:`load_policy` spec.
+    :param spec: ``expert``, ``bc``, ``bc_state`` or a :func:`load_policy` spec.
     :param world: the world the policy will run in (the expert reads its privileged state).
     :raises PolicyError: for an unknown spec, a task without shipped weights, or a camera size
         the weights were not trained for.
@@ -29,13 +32,16 @@ def make_policy(spec: str, world: object) -> RolloutPolicy:
         from robomd_sim_bridge.experts import make_expert
 
         return make_expert(world)
-    if spec == "bc":
+    if spec in ("bc", "bc_state"):
         task = world.catalog.task
         if task != SHIPPED_BC_TASK:
-            raise PolicyError(f"the shipped bc policy is for task {SHIPPED_BC_TASK!r}, not "
-                              f"{task!r}; train one with `robomd collect-demos` and "
-                              "`robomd train-bc`, then use bc:<weights>")
-        policy = load_policy(f"bc:{SHIPPED_BC}")
+            train = ("collect-demos` and `robomd train-bc" if spec == "bc" else
+                     "collect-state-demos` and `robomd train-state-bc")
+            raise PolicyError(f"the shipped {spec} policy is for task {SHIPPED_BC_TASK!r}, not "
+                              f"{task!r}; train one with `robomd {train}`, then use "
+                              f"{spec}:<weights>")
+        policy = load_policy(f"bc:{SHIPPED_BC}" if spec == "bc" else
+                             f"bc_state:{SHIPPED_STATE_BC}")
     else:
         policy = load_policy(spec)
     if not isinstance(policy, BCPolicy):
