@@ -216,3 +216,16 @@ def test_parse_keeps_server_query_parameters() -> None:
     url, options = parse_remote_spec("wss://gpu:8000/v1?token=abc&open_loop=4&prompt=hi")
     assert url == "wss://gpu:8000/v1?token=abc"
     assert options == {"open_loop": "4", "prompt": "hi"}
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--policy", "bc_state:/nonexistent.pt"], "does not exist"),
+    (["--policy", "diffusion:x"], "use one of"),
+    (["--policy", "bc_state:x", "--port", "70000"], "--port must be in 0..65535"),
+])
+def test_serve_policy_command_rejects_bad_input(argv: list[str], match: str,
+                                                capsys: pytest.CaptureFixture) -> None:
+    from robomd_diagnoser.cli import main
+
+    assert main(["serve-policy", *argv]) == 2
+    assert match in capsys.readouterr().err
