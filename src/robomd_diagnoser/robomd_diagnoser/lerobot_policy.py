@@ -202,8 +202,9 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.kill()
 
 
-def make_lerobot_policy(arg: str, world: object = None) -> Any:
-    """Policy-spec factory of ``lerobot:<dir>[?keys=<map.json>]`` (see the module docstring)."""
+def make_lerobot_policy(arg: str, world: object | None = None, device: str = "cpu") -> Any:
+    """Policy-spec factory of ``lerobot:<dir>[?keys=<map.json>]`` (see the module docstring);
+    ``device`` applies when LeRobot is loaded in this process."""
     del world
     path, options = split_options(arg, ("keys",), f"lerobot:{arg}")
     key_map = load_key_map(options["keys"]) if "keys" in options else None
@@ -212,4 +213,4 @@ def make_lerobot_policy(arg: str, world: object = None) -> Any:
     except ImportError:
         _check_directory(Path(path))  # fail fast, before starting another environment
         return serve_in_lerobot_env(arg)
-    return LeRobotPolicy(path, key_map)
+    return LeRobotPolicy(path, key_map, device)

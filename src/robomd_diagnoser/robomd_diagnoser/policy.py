@@ -196,7 +196,7 @@ def load_policy(spec: str, device: str = "cpu") -> RolloutPolicy:
                           "remote:<ws://host:port>, robomimic:<file.pth>, lerobot:<dir>")
     if kind in SPEC_FACTORIES:
         mod_name, _, attr = SPEC_FACTORIES[kind].partition(":")
-        return getattr(importlib.import_module(mod_name), attr)(rest, None)
+        return getattr(importlib.import_module(mod_name), attr)(rest, None, device)
     if kind == "torchscript":
         return TorchScriptPolicy(rest, device)
     if kind == "module":

@@ -285,16 +285,18 @@ class RemotePolicy:
             self._ws = None
 
 
-def make_remote_policy(spec: str, world: object = None) -> RemotePolicy:
+def make_remote_policy(spec: str, world: object | None = None, device: str = "cpu"
+                       ) -> RemotePolicy:
     """Policy-spec factory of ``remote:<url>``.
 
     :param spec: the URL with optional client options in its query: ``prompt`` (text),
         ``keys`` (JSON key-map file), ``open_loop`` (int), ``connect_timeout`` and
         ``step_timeout`` (seconds).
     :param world: unused.
+    :param device: unused: the policy runs where it is served.
     :raises RemotePolicyError: for a bad URL or option, or a server that cannot be used.
     """
-    del world
+    del world, device
     url, options = parse_remote_spec(spec)
     open_loop = None
     if "open_loop" in options:

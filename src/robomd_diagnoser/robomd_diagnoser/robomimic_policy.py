@@ -31,11 +31,13 @@ class RobomimicPolicy:
 
     :param path: the ``.pth`` checkpoint.
     :param key_map: robomimic key -> our key (merged over :data:`DEFAULT_KEYS`).
+    :param device: torch device.
     :raises PolicyError: if robomimic is missing, the file is missing or unsafe or not a
         robomimic checkpoint, its action size is not 7, or an input has no mapped key.
     """
 
-    def __init__(self, path: str, key_map: dict[str, str] | None = None) -> None:
+    def __init__(self, path: str, key_map: dict[str, str] | None = None,
+                 device: str = "cpu") -> None:
         from pathlib import Path
 
         import torch
@@ -71,7 +73,7 @@ class RobomimicPolicy:
         self.key_map = {k: v for k, v in {**DEFAULT_KEYS, **(key_map or {})}.items()
                         if k in self.inputs}
         unmapped_inputs(sorted(self.inputs), self.key_map, self.name)
-        self.policy, _ = file_utils.policy_from_checkpoint(device=torch.device("cpu"),
+        self.policy, _ = file_utils.policy_from_checkpoint(device=torch.device(device),
                                                            ckpt_dict=ckpt)
         self._obs_utils = obs_utils
         self.rgb = [k for k in self.inputs if obs_utils.key_is_obs_modality(k, "rgb")]
@@ -104,8 +106,10 @@ class RobomimicPolicy:
         return as_action(self.policy(self.observation(obs)), self.name)
 
 
-def make_robomimic_policy(arg: str, world: object = None) -> RobomimicPolicy:
+def make_robomimic_policy(arg: str, world: object | None = None, device: str = "cpu"
+                          ) -> RobomimicPolicy:
     """Policy-spec factory of ``robomimic:<file.pth>[?keys=<map.json>]``."""
     del world
     path, options = split_options(arg, ("keys",), f"robomimic:{arg}")
-    return RobomimicPolicy(path, load_key_map(options["keys"]) if "keys" in options else None)
+    return RobomimicPolicy(path, load_key_map(options["keys"]) if "keys" in options else None,
+                           device)

@@ -232,13 +232,15 @@ class StateBCPolicy:
         return np.clip(as_action(out, self.name), -1.0, 1.0)
 
 
-def load_state_policy(path: str, world: object = None) -> StateBCPolicy:
+def load_state_policy(path: str, world: object | None = None, device: str = "cpu"
+                      ) -> StateBCPolicy:
     """Policy-spec factory of ``bc_state:<path>``.
 
     :param path: weights written by :func:`train_state_bc`.
     :param world: unused (the policy needs nothing from the world at load time).
+    :param device: unused: the MLP runs on the CPU.
     """
-    del world
+    del world, device
     return StateBCPolicy.from_file(path)
 
 
