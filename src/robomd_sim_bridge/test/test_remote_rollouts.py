@@ -114,3 +114,12 @@ def test_server_killed_mid_rollout_aborts_and_the_rollout_is_retried(world) -> N
     finally:
         world.policy = None
         (wrapper.server if wrapper else server).kill()
+
+
+def test_eval_policy_names_an_unreachable_server(capsys: pytest.CaptureFixture) -> None:
+    from robomd_diagnoser.cli import main
+
+    url = f"ws://127.0.0.1:{_free_port()}"
+    assert main(["eval-policy", "--policy", f"remote:{url}", "--rollouts", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"policy server {url}: cannot connect" in err and "serve-policy" in err

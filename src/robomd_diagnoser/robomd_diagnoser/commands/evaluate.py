@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from robomd_diagnoser.catalog import CatalogError, load_catalog
     from robomd_diagnoser.executor import RolloutJob, RolloutJobError, WorldSpec, make_executor
     from robomd_diagnoser.paths import find_config
+    from robomd_diagnoser.policy import PolicyError
     from robomd_diagnoser.stats import wilson_interval
 
     def fail(msg: str) -> int:
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"[{done}/{len(jobs)}] seed {res.job.seed}: {verdict} in "
                       f"{res.result.steps} steps ({res.result.status.value}"
                       f"{': ' + res.result.reason if res.outcome is None else ''})", flush=True)
-    except RolloutJobError as exc:
+    except (RolloutJobError, PolicyError) as exc:
         return fail(str(exc))
     n_ok = len(success_steps)
     if judged:
