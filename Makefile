@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean lerobot-env
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +17,10 @@ test: setup
 
 lint: setup
 	@$(ENV) ruff check .
+
+# Optional: the separate LeRobot environment for lerobot:<dir> policies (not part of `make setup`).
+lerobot-env:
+	@bash scripts/setup_lerobot.sh
 
 clean:
 	rm -rf build install log

@@ -43,6 +43,10 @@ setup(
             "bc = robomd_diagnoser.learning.bc_policy:bc_kind",
             "torchscript = robomd_diagnoser.policy:torchscript_kind",
             "module = robomd_diagnoser.policy:module_kind",
+            "bc_state = robomd_diagnoser.learning.state_bc:load_state_policy",
+            "remote = robomd_diagnoser.remote_policy:make_remote_policy",
+            "robomimic = robomd_diagnoser.robomimic_policy:make_robomimic_policy",
+            "lerobot = robomd_diagnoser.lerobot_policy:make_lerobot_policy",
         ],
         # robomd subcommands, in `robomd --help` order.
         "robomd.commands": [
@@ -51,6 +55,8 @@ setup(
             "bringup = robomd_diagnoser.cli.bringup",
             "sweep = robomd_diagnoser.cli.sweep",
             "train-bc = robomd_diagnoser.cli.train_bc",
+            "train-state-bc = robomd_diagnoser.cli.train_state_bc",
+            "serve-policy = robomd_diagnoser.cli.serve_policy",
             "eval-policy = robomd_diagnoser.cli.eval_policy",
             "finetune = robomd_diagnoser.cli.finetune",
             "embed = robomd_diagnoser.cli.embed",

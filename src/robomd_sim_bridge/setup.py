@@ -26,9 +26,15 @@ setup(
         # Plug-ins of robomd_diagnoser (robomd_diagnoser.plugins).
         "robomd.worlds": ["sim = robomd_sim_bridge.plugins:build_world"],
         "robomd.policies": ["expert = robomd_sim_bridge.plugins:expert"],
-        "robomd.weights": ["lift = robomd_sim_bridge.plugins:lift_bc_weights"],
+        "robomd.weights": [
+            "bc.lift = robomd_sim_bridge.plugins:lift_bc_weights",
+            "bc_state.lift = robomd_sim_bridge.plugins:lift_state_bc_weights",
+        ],
         "robomd.demonstrators": ["sim = robomd_sim_bridge.plugins:collect_expert_demos"],
-        "robomd.commands": ["collect-demos = robomd_sim_bridge.cli.collect_demos"],
+        "robomd.commands": [
+            "collect-demos = robomd_sim_bridge.cli.collect_demos",
+            "collect-state-demos = robomd_sim_bridge.cli.collect_state_demos",
+        ],
         "robomd.bench": ["sim = robomd_sim_bridge.cli.bench_sim"],
     },
 )

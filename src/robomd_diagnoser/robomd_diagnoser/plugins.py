@@ -9,7 +9,8 @@
     policy-spec kind (``kind`` or ``kind:arg``) -> ``make(arg: str, world: World | None) ->
     RolloutPolicy``
 ``robomd.weights``
-    task -> ``weights() -> Path``: the BC weights a package ships for that task (spec ``bc``)
+    ``<kind>.<task>`` -> ``weights() -> Path``: the weights a package ships for a policy kind and
+    task (spec ``bc`` alone is ``bc.<the world's task>``)
 ``robomd.demonstrators``
     world type -> ``collect(catalog_path, perturbations, n, root, *, noise, horizon,
     camera_size, robot, workers, seed, log)``: expert demonstrations in that world (fine-tuning);

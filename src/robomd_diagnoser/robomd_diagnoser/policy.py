@@ -17,6 +17,11 @@ the ``robomd.policies`` entry-point group (:mod:`robomd_diagnoser.plugins`). Thi
     ``bc:<path>``                 weights of the vision BC model (:mod:`robomd_diagnoser.learning`)
     ``bc``                        the BC weights a package ships for the world's task
                                   (``robomd.weights``)
+    ``bc_state:<path>``, ``bc_state``  the low-dimensional-state BC policy (no camera,
+                                  :mod:`robomd_diagnoser.learning.state_bc`)
+    ``remote:<ws://host:port>``   a policy server (:mod:`robomd_diagnoser.remote_policy`)
+    ``robomimic:<file.pth>``      a robomimic checkpoint (:mod:`robomd_diagnoser.robomimic_policy`)
+    ``lerobot:<dir>``             a LeRobot checkpoint (:mod:`robomd_diagnoser.lerobot_policy`)
 ``robomd_sim_bridge`` adds ``expert`` (its scripted controllers).
 
 A spec is trusted input: ``module:`` imports the named module and calls the factory, which runs

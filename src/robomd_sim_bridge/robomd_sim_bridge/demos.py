@@ -4,7 +4,7 @@ Each episode runs the expert with temporally correlated Gaussian noise added to 
 commands (so the data covers recoveries from off-path states) while recording, per control step,
 the observation a learned policy sees (``image``, ``eef_pos``, ``gripper``) and the expert's
 noise-free action as the label. Only successful episodes are kept, one compressed ``.npz`` each
-(:func:`robomd_diagnoser.bc.save_demo`).
+(:func:`robomd_diagnoser.learning.data.save_demo`).
 
 A batch is one scene (nominal, or a cumulative list of perturbations) and lives in
 ``<out>/<scene>/``: ``<scene>_s<seed>.npz`` files plus ``manifest.json`` (settings and the result of
@@ -106,6 +106,10 @@ class NoisyRecorder:
                            np.asarray(obs["eef_pos"], np.float32).reshape(3),
                            np.asarray(obs["gripper"], np.float32).reshape(1),
                            clean.astype(np.float32)))
+        return self.noisy(clean)
+
+    def noisy(self, clean: np.ndarray) -> np.ndarray:
+        """The action to execute: ``clean`` with the next AR(1) noise on its position part."""
         rho = NOISE_CORRELATION
         self._n = rho * self._n + math.sqrt(1 - rho * rho) * self.rng.normal(0.0, self.noise, 3)
         executed = clean.copy()

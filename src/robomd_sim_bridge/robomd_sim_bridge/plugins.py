@@ -3,9 +3,9 @@
 - the ``sim`` world type (:func:`build_world`: a :class:`~robomd_sim_bridge.world.RobosuiteWorld`
   with its policy under test),
 - the ``expert`` policy kind (the scripted controllers; they read privileged simulator state),
-- the Lift BC weights shipped in ``data/`` (policy spec ``bc`` on Lift),
+- the Lift BC weights shipped in ``data/`` (policy specs ``bc`` and ``bc_state`` on Lift),
 - the ``sim`` demonstration source (its experts' episodes, for fine-tuning),
-- the ``collect-demos`` command and the ``bench sim`` benchmark.
+- the ``collect-demos`` and ``collect-state-demos`` commands and the ``bench sim`` benchmark.
 """
 
 from __future__ import annotations
@@ -24,11 +24,18 @@ if TYPE_CHECKING:
 
 #: Vision BC weights shipped for Lift (UR5e, 84x84 agentview image + eef_pos + gripper).
 SHIPPED_BC = Path(__file__).resolve().parent / "data" / "lift_bc.pt"
+#: Low-dimensional-state BC weights shipped for Lift (eef_pos + gripper + object state, no camera).
+SHIPPED_STATE_BC = Path(__file__).resolve().parent / "data" / "lift_state_bc.pt"
 
 
 def lift_bc_weights() -> Path:
-    """The shipped Lift BC weights (``robomd.weights`` entry ``lift``)."""
+    """The shipped Lift vision BC weights (``robomd.weights`` entry ``bc.lift``)."""
     return SHIPPED_BC
+
+
+def lift_state_bc_weights() -> Path:
+    """The shipped Lift state BC weights (``robomd.weights`` entry ``bc_state.lift``)."""
+    return SHIPPED_STATE_BC
 
 
 def build_world(settings: WorldSettings) -> World:

@@ -12,6 +12,11 @@ experts use and policies under test must not (:data:`PRIVILEGED_KEYS`):
 ``object_quat``  (4,) its orientation in the base frame, (w, x, y, z)
 ``goal_pos``     (3,) where it must go, base frame (stack, pick_place_can, nut_assembly_square)
 
+and one object-state key that low-dimensional learned policies may use, as robosuite's
+``object-state`` observation does (a real robot provides it through a pose estimator):
+
+``object``       (10,) ``object_pos`` (3), ``object_quat`` (4), ``object_pos - eef_pos`` (3)
+
 The camera is rendered only when the policy needs images (a policy attribute ``uses_image``,
 default True) or frames are being recorded.
 """
@@ -310,6 +315,8 @@ class RobosuiteWorld:
             "object_pos": self.to_base(obj.world_pos),
             "object_quat": quat,
         }
+        obs["object"] = np.concatenate([obs["object_pos"], quat,
+                                        obs["object_pos"] - obs["eef_pos"]])
         if self.spec.goal is not None:
             obs["goal_pos"] = self.to_base(self.spec.goal(self))
         if image:

@@ -22,9 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default="lift", help="task (default: %(default)s)")
     p.add_argument("--catalog", type=Path, help="catalog YAML instead of the task's")
     p.add_argument("--policy", default="bc",
-                   help="policy spec: expert, bc, torchscript:<path>, module:<pkg.mod:fn>, "
-                        "bc:<weights> (default: %(default)s); module: imports and runs that "
-                        "Python code, so a spec is trusted input")
+                   help="policy spec: expert, bc, bc_state, torchscript:<path>, "
+                        "module:<pkg.mod:fn>, bc:<weights>, bc_state:<weights>, "
+                        "remote:<ws://host:port>, robomimic:<file.pth>, lerobot:<dir> "
+                        "(default: %(default)s); module: imports and runs that Python code, so "
+                        "a spec is trusted input")
     p.add_argument("--rollouts", type=int, default=20, help="default: %(default)s")
     p.add_argument("--perturb", nargs="*", default=[], metavar="NAME",
                    help="catalog perturbations applied together (default: nominal scene)")
@@ -44,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from robomd_diagnoser.config import ConfigError, WorldSettings
     from robomd_diagnoser.jobs import RolloutJob, RolloutJobError
     from robomd_diagnoser.paths import find_config
+    from robomd_diagnoser.policy import PolicyError
     from robomd_diagnoser.pools import make_pool
+    from robomd_diagnoser.stats import wilson_interval
 
     def fail(msg: str) -> int:
         print(f"robomd eval-policy: error: {msg}", file=sys.stderr)
@@ -65,22 +69,30 @@ def run(args: argparse.Namespace) -> int:
             for i in range(args.rollouts)]
     scene = " + ".join(args.perturb) or "nominal"
     success_steps: list[int] = []
-    done = 0
+    done = judged = 0
     try:
         with make_pool(world, min(args.workers, args.rollouts)) as pool:
             for res in pool.map_unordered(jobs):
                 done += 1
                 ok = bool(res.outcome and res.outcome.success)
+                judged += res.outcome is not None
                 if ok:
                     success_steps.append(res.result.steps)
-                print(f"[{done}/{len(jobs)}] seed {res.job.seed}: "
-                      f"{'success' if ok else 'failure'} in {res.result.steps} steps "
-                      f"({res.result.status.value})", flush=True)
-    except RolloutJobError as exc:
+                verdict = ("not judged" if res.outcome is None else
+                           "success" if ok else "failure")
+                print(f"[{done}/{len(jobs)}] seed {res.job.seed}: {verdict} in "
+                      f"{res.result.steps} steps ({res.result.status.value}"
+                      f"{': ' + res.result.reason if res.outcome is None else ''})", flush=True)
+    except (RolloutJobError, PolicyError) as exc:
         return fail(str(exc))
     n_ok = len(success_steps)
-    print(f"{args.policy} on {catalog.task} / {scene}: success {n_ok}/{len(jobs)} "
-          f"= {n_ok / len(jobs):.2f}")
+    if judged:
+        lo, hi = wilson_interval(n_ok, judged)
+        print(f"{args.policy} on {catalog.task} / {scene}: success {n_ok}/{judged} "
+              f"= {n_ok / judged:.2f} (95% Wilson interval [{lo:.2f}, {hi:.2f}])")
+    if judged < len(jobs):  # aborted or unavailable: not the policy's failures
+        print(f"{len(jobs) - judged} of {len(jobs)} rollouts did not complete and are not "
+              "counted")
     if success_steps:
         q = np.percentile(success_steps, [50, 90, 100])
         print(f"steps to success: median {q[0]:.0f}, 90th percentile {q[1]:.0f}, max {q[2]:.0f}")

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train-bc",
         help="train a vision BC policy (image + eef_pos + gripper -> action) on demos",
-        description="Trains robomd_diagnoser.bc's CNN policy on every *.npz demonstration under "
+        description="Trains the vision BC CNN policy on every *.npz demonstration under "
                     "--demos and writes weights loadable as policy spec bc:<FILE>.")
     p.add_argument("--demos", required=True, help="directory of demonstrations "
                    "(from `robomd collect-demos`), searched recursively")

@@ -175,7 +175,7 @@ class BCEncoder(nn.Module):
     perturbation that moves them is one the policy sees. The policy's image size is kept as a
     buffer, so a saved embedder is rebuilt from its own weights without the policy's file.
 
-    :param encoder: a :class:`~robomd_diagnoser.bc.BCNet`'s ``encoder``.
+    :param encoder: a :class:`~robomd_diagnoser.learning.model.BCNet`'s ``encoder``.
     :param image_size: the policy's square image size.
     """
 

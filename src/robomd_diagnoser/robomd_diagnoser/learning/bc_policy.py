@@ -57,19 +57,32 @@ class BCPolicy:
         return np.clip(as_action(out, self.name), -1.0, 1.0)
 
 
-def shipped_weights(task: str) -> Path:
-    """The BC weights an installed package ships for ``task`` (``robomd.weights`` plug-ins).
+def shipped_weights(kind: str, task: str, train: str) -> Path:
+    """The weights of policy kind ``kind`` an installed package ships for ``task``: the
+    ``robomd.weights`` plug-in named ``<kind>.<task>``.
 
+    :param train: the commands that make such weights, for the message.
     :raises PolicyError: if none is shipped for it; the message says how to train one.
     """
     from robomd_diagnoser.plugins import WEIGHTS, PluginError, load
 
     try:
-        return Path(load(WEIGHTS, task, "task with shipped BC weights")())
+        return Path(load(WEIGHTS, f"{kind}.{task}", f"shipped {kind} weights")())
     except PluginError as exc:
-        raise PolicyError(f"no shipped bc policy for task {task!r} ({exc}); train one with "
-                          "`robomd collect-demos` and `robomd train-bc`, then use "
-                          "bc:<weights>") from None
+        raise PolicyError(f"no shipped {kind} policy for task {task!r} ({exc}); train one with "
+                          f"{train}, then use {kind}:<weights>") from None
+
+
+def world_task(world: object | None, kind: str) -> str:
+    """The task of the world a shipped policy (spec ``kind`` alone) is asked for.
+
+    :raises PolicyError: without a simulated world.
+    """
+    catalog = getattr(world, "catalog", None)
+    if catalog is None:
+        raise PolicyError(f"policy spec {kind!r} names the weights shipped for the world's task; "
+                          f"without a simulated world give {kind}:<weights>")
+    return catalog.task
 
 
 def bc_kind(arg: str, world: object | None, device: str) -> BCPolicy:
@@ -79,11 +92,8 @@ def bc_kind(arg: str, world: object | None, device: str) -> BCPolicy:
         weights were trained on.
     """
     if not arg:
-        catalog = getattr(world, "catalog", None)
-        if catalog is None:
-            raise PolicyError("policy spec 'bc' names the weights shipped for the world's task; "
-                              "without a simulated world give bc:<weights>")
-        arg = str(shipped_weights(catalog.task))
+        arg = str(shipped_weights("bc", world_task(world, "bc"),
+                                  "`robomd collect-demos` and `robomd train-bc`"))
         spec = "bc"
     else:
         spec = f"bc:{arg}"

@@ -9,8 +9,9 @@ Steps (paper Sec. IV-C and appendix IV), each reusing an existing module:
    (the ``sim`` demonstration source of :mod:`robomd_diagnoser.plugins`).
 3. :func:`build_training_set` links them, plus a replay sample of the original demonstrations, into
    one directory, and :func:`finetune_policy` fine-tunes the parent's weights on it
-   (:func:`robomd_diagnoser.bc.train_bc` with ``init``), writing ``policy_v2.pt`` beside the parent
-   with metadata naming the parent, the modes and the data. The parent is never written.
+   (:func:`robomd_diagnoser.learning.train.train_bc` with ``init``), writing ``policy_v2.pt``
+   beside the parent with metadata naming the parent, the modes and the data. The parent is never
+   written.
 4. :func:`evaluate_policy` sweeps each policy on the same scenes and seeds
    (:mod:`robomd_diagnoser.sweep`), and :func:`summarise` compares them: success per perturbation
    with Wilson intervals, nominal success, pooled success under the top modes, and the Wasserstein
@@ -85,7 +86,7 @@ def parent_weights(policy: str, task: str) -> Path:
     :raises FinetuneError: for any other spec.
     """
     if policy == "bc":
-        return shipped_weights(task)
+        return shipped_weights("bc", task, "`robomd collect-demos` and `robomd train-bc`")
     if policy.startswith("bc:"):
         return Path(policy[3:]).expanduser().resolve()
     raise FinetuneError(f"policy {policy!r}: fine-tuning needs BC weights (policy spec 'bc' or "
