@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from robomd_diagnoser.config import ConfigError, WorldSettings
     from robomd_diagnoser.jobs import RolloutJobError
     from robomd_diagnoser.paths import find_config
+    from robomd_diagnoser.policy import PolicyError
     from robomd_diagnoser.store import StoreError
     from robomd_diagnoser.sweep import SweepError, SweepSettings, run_sweep
 
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         outcome = run_sweep(out, settings, catalog, world, args.rollouts, workers=args.workers,
                             limit=args.limit, videos=args.video,
                             progress=not args.no_progress, info=info, on_plan=plan)
-    except (StoreError, SweepError) as exc:
+    except (StoreError, SweepError, PolicyError) as exc:  # a policy that cannot be loaded
         return fail(str(exc))
     except RolloutJobError as exc:
         return fail(f"{exc}\n(finished rollouts are stored; fix the cause and rerun)")
