@@ -299,3 +299,16 @@ def test_a_campaign_survives_non_finite_actions(tmp_path):
         aborted = [r for r in store.records() if r.status == "aborted"]
     assert aborted and all("non-finite action" in r.reason for r in aborted)
     assert sum(m.trials for m in result.diagnosis.modes if m.name in NAMES[1:]) > 0
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["sweep", "--task", "lift", "--policy", "expert", "--workers", "65"], "--workers: at most 64"),
+    (["sweep", "--task", "lift", "--policy", "expert", "--rollouts", "10000000"],
+     "--rollouts: at most"),
+    (["diagnose", "--config", "CONFIG", "--budget", "10000000"], "--budget: use 1..1000000"),
+])
+def test_cli_counts_are_bounded(tmp_path, capsys, argv, match):
+    argv = [str(write_campaign(tmp_path)) if a == "CONFIG" else a for a in argv]
+    assert main([*argv, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -52,7 +52,7 @@ def _slug(text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from robomd_diagnoser.catalog import CatalogError, load_catalog
-    from robomd_diagnoser.config import ConfigError, WorldSettings
+    from robomd_diagnoser.config import MAX_COUNT, MAX_WORKERS, ConfigError, WorldSettings
     from robomd_diagnoser.jobs import RolloutJobError
     from robomd_diagnoser.paths import find_config
     from robomd_diagnoser.policy import PolicyError
@@ -65,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
 
     if error := not_positive(args, ("rollouts", "workers", "horizon", "camera_size", "limit")):
         return fail(error)
+    if args.workers > MAX_WORKERS:
+        return fail(f"--workers: at most {MAX_WORKERS} (one simulator process each), got "
+                    f"{args.workers}")
+    if args.rollouts > MAX_COUNT:
+        return fail(f"--rollouts: at most {MAX_COUNT}, got {args.rollouts}")
     if args.task is None and args.catalog is None:
         return fail("give --task (e.g. --task lift) or --catalog PATH")
     try:
