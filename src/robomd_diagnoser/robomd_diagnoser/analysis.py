@@ -61,7 +61,11 @@ def load_ground_truth(path: str | Path) -> GroundTruth:
     if not path.is_file():
         raise ValueError(f"ground truth {path} does not exist; make one with `robomd sweep` "
                          "(it writes failure_rates.json in its output directory)")
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"ground truth {path} is not valid JSON ({exc}); is it a sweep's "
+                         "failure_rates.json?") from None
     rows = data.get("perturbations") if isinstance(data, dict) else None
     if not isinstance(rows, list) or not rows:
         raise ValueError(f"{path}: expected a sweep's failure_rates.json with a 'perturbations' "
@@ -105,6 +109,21 @@ def num_failure_modes(p_fail: Sequence[float]) -> int:
     return int((p > 1.0 / len(p) + 1e-12).sum())
 
 
+def ranked_pairs(truth: Mapping[str, float], names: Iterable[str] | None = None,
+                 min_gap: float = PAIR_MIN_GAP) -> list[tuple[str, str]]:
+    """The pairs a ranking is scored on: names whose true failure rates differ by at least
+    ``min_gap`` (a float residue below the gap is tolerated: 0.3 - 0.1 counts as 0.2).
+
+    :param truth: true failure rate per perturbation.
+    :param names: the names to pair, in order (default: every name of ``truth``); names without
+        a true rate are left out.
+    :param min_gap: smallest true-rate difference for a pair to count.
+    """
+    names = [n for n in (truth if names is None else names) if n in truth]
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]
+            if abs(truth[a] - truth[b]) >= min_gap - 1e-9]
+
+
 def pairwise_accuracy(scores: Mapping[str, float], truth: Mapping[str, float],
                       min_gap: float = PAIR_MIN_GAP) -> float | None:
     """Fraction of pairs with true rates ``min_gap`` apart that ``scores`` order the same way.
@@ -116,17 +135,12 @@ def pairwise_accuracy(scores: Mapping[str, float], truth: Mapping[str, float],
     :param min_gap: smallest true-rate difference for a pair to count.
     :returns: the accuracy, or None if no pair qualifies.
     """
-    names = [n for n in truth if n in scores]
-    right = total = 0.0
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            gap = truth[a] - truth[b]
-            if abs(gap) < min_gap - 1e-9:  # tolerate float residue (0.3 - 0.1 < 0.2)
-                continue
-            total += 1
-            diff = scores[a] - scores[b]
-            right += 0.5 if diff == 0 else float((diff > 0) == (gap > 0))
-    return right / total if total else None
+    pairs = ranked_pairs(truth, [n for n in truth if n in scores], min_gap)
+    right = 0.0
+    for a, b in pairs:
+        diff = scores[a] - scores[b]
+        right += 0.5 if diff == 0 else float((diff > 0) == (truth[a] > truth[b]))
+    return right / len(pairs) if pairs else None
 
 
 def kendall_tau(scores: Mapping[str, float], truth: Mapping[str, float]) -> float | None:
@@ -214,14 +228,16 @@ def accuracy_against(p_fail: Mapping[str, float], observed: Mapping[str, float],
     :param p_fail: the agent's failure likelihood per perturbation.
     :param observed: observed score per perturbation (posterior mean failure rate).
     :param truth: the sweep.
+    :returns: the figures; ``pairs`` counts the pairs the accuracy was computed over (names both
+        scored and in the sweep), ``unscored`` lists the sweep's names the campaign did not score.
     """
-    pairs = sum(1 for i, a in enumerate(truth.rates) for b in list(truth.rates)[i + 1:]
-                if abs(truth.rates[a] - truth.rates[b]) >= PAIR_MIN_GAP - 1e-9)
+    pairs = len(ranked_pairs(truth.rates, [n for n in truth.rates if n in p_fail]))
     return {"ground_truth": truth.source, "min_gap": PAIR_MIN_GAP, "pairs": pairs,
             "pairwise_accuracy": pairwise_accuracy(p_fail, truth.rates),
             "kendall_tau": kendall_tau(p_fail, truth.rates),
             "observed_pairwise_accuracy": pairwise_accuracy(observed, truth.rates),
             "observed_kendall_tau": kendall_tau(observed, truth.rates),
+            "unscored": [n for n in truth.rates if n not in p_fail],
             "true_rates": dict(truth.rates)}
 
 

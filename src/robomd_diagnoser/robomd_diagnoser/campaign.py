@@ -19,7 +19,6 @@ interrupted run stopped; no finished rollout is lost or run twice. Checkpoints a
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import sys
@@ -32,9 +31,11 @@ import numpy as np
 
 from robomd_diagnoser.agents import Agent, StepHook, make_agent
 from robomd_diagnoser.analysis import Diagnosis, GroundTruth, diagnose
-from robomd_diagnoser.catalog import load_catalog
-from robomd_diagnoser.config import CampaignConfig, ConfigError
+from robomd_diagnoser.catalog import Catalog
+from robomd_diagnoser.config import CampaignConfig, ConfigError, check_catalog_task
 from robomd_diagnoser.diagnosis_env import KEY_PREFIX, DiagnosisEnv, ObservationCache, rollout_seed
+from robomd_diagnoser.locks import DirectoryBusy, DirectoryLock
+from robomd_diagnoser.plugins import WORLDS, PluginError, load
 from robomd_diagnoser.store import RolloutRecord, RolloutStore
 from robomd_diagnoser.world import World
 
@@ -102,8 +103,9 @@ class EnvFactory:
             store_dir=self.out_dir)
 
 
-def _check_fingerprint(store: RolloutStore, config: CampaignConfig) -> None:
-    current = json.loads(json.dumps(config.fingerprint()))
+def _check_fingerprint(store: RolloutStore, config: CampaignConfig, catalog: Catalog) -> None:
+    current = json.loads(json.dumps({**config.fingerprint(),
+                                     "catalog": [p.to_dict() for p in catalog]}))
     stored = store.get_meta(_META)
     if stored is None:
         store.set_meta(_META, current)
@@ -116,12 +118,33 @@ def _check_fingerprint(store: RolloutStore, config: CampaignConfig) -> None:
         return out
 
     now, then = flat(current), flat(stored)
-    diffs = [f"{k}: started with {then.get(k)!r}, now {now.get(k)!r}"
+    diffs = [f"{k}: the catalog's contents differ from those the campaign started with"
+             if k == "campaign.catalog" else
+             f"{k}: started with {then.get(k)!r}, now {now.get(k)!r}"
              for k in sorted(set(now) | set(then)) if now.get(k) != then.get(k)]
     if diffs:
         raise ConfigError(f"{store.path.parent} holds a campaign with other settings "
                           f"({'; '.join(diffs)}); restore them to resume it, or use another --out "
                           "(only budget, output and checkpoint_every may change)")
+
+
+def check_campaign(config: CampaignConfig) -> Catalog:
+    """Everything about a campaign that can be checked without running it (again: the files may
+    have changed since it was parsed): its catalog loads and is for the campaign's task, its world
+    settings are valid and their world type is installed. :func:`run_campaign` calls it before it
+    creates the campaign's store.
+
+    :param config: the campaign.
+    :returns: the loaded catalog.
+    :raises ConfigError: naming the field.
+    """
+    catalog = check_catalog_task(config.catalog, config.task)
+    config.world.check(lambda f: f"campaign.world.{f}")
+    try:
+        load(WORLDS, config.world.type, "world type")
+    except PluginError as exc:
+        raise ConfigError(f"campaign.world.type: {exc}") from None
+    return catalog
 
 
 @dataclass(frozen=True)
@@ -187,21 +210,18 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
     import torch
     from tqdm import tqdm
 
+    catalog = check_campaign(config)
     out_dir = Path(out_dir or config.output).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lock = (out_dir / ".lock").open("w")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise CampaignError(f"another robomd diagnose is running in {out_dir}; wait for it or "
-                            "use another --out") from None
+        lock = DirectoryLock(out_dir, "another robomd diagnose or sweep is running in {dir}; wait "
+                                      "for it or use another --out")
+    except DirectoryBusy as exc:
+        raise CampaignError(str(exc)) from None
     store = RolloutStore(out_dir / STORE_FILE)
     try:
-        _check_fingerprint(store, config)
+        _check_fingerprint(store, config, catalog)
         store.set_meta("campaign", config.to_dict())
         torch.set_num_threads(1)  # small CNN; keeps the cores for rollouts and makes replay exact
-        catalog = load_catalog(config.catalog)
         agent = make_agent(config.agent, len(catalog), config.seed, out_dir / "tensorboard")
         (out_dir / "checkpoints").mkdir(exist_ok=True)
         counts = {"new": 0, "replayed": 0, "failures": 0}
@@ -227,13 +247,28 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
         finally:
             venv.close()
         agent.save(out_dir / "agent")
-        diagnosis = diagnose(catalog, p, store.records(KEY_PREFIX), ground_truth)
+        diagnosis = diagnose(catalog, p, within_budget(store.records(KEY_PREFIX), config.budget,
+                                                   config.workers), ground_truth)
         p_fail = {name: float(v) for name, v in zip(catalog.names, p, strict=True)}
         write_result(out_dir, config, catalog.perturbations, p_fail, diagnosis)
         return CampaignResult(out_dir, p_fail, diagnosis, counts["new"], counts["replayed"])
     finally:
         store.close()
         lock.close()
+
+
+def within_budget(records: list[RolloutRecord], budget: int, workers: int) -> list[RolloutRecord]:
+    """The campaign rollouts of the agent steps a run with ``budget`` makes (the budget rounded
+    up to a multiple of ``workers``, as the agents run): a campaign rerun with a smaller budget
+    than its store holds reports on those steps only; the later ones stay stored and are replayed
+    when the budget grows again.
+
+    :param records: the campaign's stored rollouts.
+    :param budget: the campaign's budget in agent steps.
+    :param workers: parallel environments.
+    """
+    steps = -(-budget // workers) * workers
+    return [r for r in records if r.agent_step is None or r.agent_step < steps]
 
 
 def write_result(out_dir: Path, config: CampaignConfig, perturbations: Any,

@@ -17,7 +17,7 @@ YAML layout::
 Value shapes by kind:
     color  -- RGBA, 4 numbers in [0, 1] (3 numbers are taken as RGB with alpha 1)
     light  -- RGB diffuse colour, 3 numbers in [0, 1]; target is ``light``
-    size   -- MuJoCo half-sizes (x, y, z) in metres, 3 positive numbers (the paper's
+    size   -- MuJoCo half-sizes (x, y, z) in metres, 3 numbers in (0, 1] (the paper's
               "Resize cube to (0.04, 0.04, 0.04)" is half-sizes, i.e. an 8 cm cube)
     object -- the name of the object that replaces ``target`` (a string)
 """
@@ -32,6 +32,8 @@ from typing import Any
 import yaml
 
 KINDS = ("color", "light", "size", "object")
+#: Largest half-size a ``size`` perturbation may give, in metres (a 2 m object on a table).
+MAX_HALF_SIZE = 1.0
 WORLDS = ("sim", "real")
 _NAME_RE = re.compile(r"^[a-z0-9_]+$")
 
@@ -126,9 +128,9 @@ def _value(kind: str, raw: Any, where: str) -> tuple[float, ...] | str:
             raise CatalogError(f"{where}.value: a light colour is [r, g, b] with each in [0, 1], "
                                f"got {raw!r}")
     elif kind == "size":
-        if len(vals) != 3 or not all(v > 0.0 for v in vals):
+        if len(vals) != 3 or not all(0.0 < v <= MAX_HALF_SIZE for v in vals):
             raise CatalogError(f"{where}.value: a size is three positive half-sizes [x, y, z] in "
-                               f"metres, got {raw!r}")
+                               f"metres, each at most {MAX_HALF_SIZE}, got {raw!r}")
     return vals
 
 
@@ -192,7 +194,10 @@ def load_catalog(path: str | Path) -> Catalog:
     if not path.is_file():
         raise CatalogError(f"catalog file {path} does not exist; catalogs live in config/catalogs/")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not a text (UTF-8) file ({exc.reason} at byte {exc.start}); "
+                           "a catalog is a YAML file") from None
     return parse_catalog(data, str(path))

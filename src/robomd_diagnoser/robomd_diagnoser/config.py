@@ -55,6 +55,13 @@ MIN_IMAGE, MAX_IMAGE = 16, 512
 #: The campaign agent's CNN needs images of at least this many pixels.
 AGENT_MIN_IMAGE = 36
 MAX_HORIZON = 100_000
+#: Parallel worlds a campaign may ask for (each is a process holding a simulator).
+MAX_WORKERS = 64
+#: Upper bounds of the other counts (far above any useful value; they catch typos like 1e9).
+MAX_COUNT = 1_000_000
+MAX_SEED = 2**31 - 1
+#: Upper bound of the reward constants (Algorithm 1 uses 1 and 1e-3).
+MAX_REWARD = 1e6
 RL_AGENTS = ("ppo", "a2c")
 
 #: Hyper-parameters each agent type accepts, with their defaults. PPO's are the paper's
@@ -260,8 +267,10 @@ class CampaignConfig:
 
 
 def _number(value: Any, where: str, kind: type, minimum: float | None = None,
-            strict: bool = False) -> Any:
+            strict: bool = False, maximum: float | None = None) -> Any:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
     if kind is int:
         ok = ok and float(value).is_integer()
     if not ok:
@@ -270,6 +279,8 @@ def _number(value: Any, where: str, kind: type, minimum: float | None = None,
     value = kind(value)
     if minimum is not None and (value <= minimum if strict else value < minimum):
         raise ConfigError(f"{where}: must be {'>' if strict else '>='} {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{where}: must be <= {maximum}, got {value!r}")
     return value
 
 
@@ -316,7 +327,7 @@ def _world(data: Any, base: Path | None, catalog: Path, policy: Any) -> WorldSet
                           f"{policy!r}")
     kw: dict[str, Any] = {"type": wtype, "catalog": str(catalog), "policy": policy}
     for key in ("camera_size", "horizon", "image_size"):
-        if key in data:
+        if key in data:  # the ranges are WorldSettings.check's
             kw[key] = _number(data[key], f"{where}.{key}", int, 1)
     if "robot" in data:
         if not isinstance(data["robot"], str) or not data["robot"]:
@@ -362,11 +373,32 @@ def _agent(data: Any) -> AgentConfig:
             raise ConfigError(f"{where}.{key}: unknown for agent {atype!r}; it takes {allowed}")
         kind = type(defaults[key])
         strict = key in ("learning_rate", "clip_range", "prior_alpha", "prior_beta")
-        params[key] = _number(value, f"{where}.{key}", kind, 0 if kind is float else 1, strict)
+        params[key] = _number(value, f"{where}.{key}", kind, 0 if kind is float else 1, strict,
+                              1.0 if key == "learning_rate" else
+                              MAX_REWARD if kind is float else MAX_COUNT)
     for key in ("gamma", "gae_lambda", "clip_range"):
         if key in params and params[key] > 1:
             raise ConfigError(f"{where}.{key}: must be <= 1, got {params[key]}")
     return AgentConfig(atype, params)
+
+
+def check_catalog_task(path: Path, task: str) -> Catalog:
+    """The catalog at ``path``, loaded; it must be for ``task`` (else a campaign would run the
+    catalog's task and label it with its own).
+
+    :raises ConfigError: naming ``campaign.catalog`` or ``campaign.task``.
+    """
+    from robomd_diagnoser.catalog import CatalogError, load_catalog
+
+    try:
+        catalog = load_catalog(path)
+    except CatalogError as exc:
+        raise ConfigError(f"campaign.catalog: {exc}") from None
+    if catalog.task != task:
+        raise ConfigError(f"campaign.task: the campaign is for task {task!r} but its catalog "
+                          f"{path} is for task {catalog.task!r}; use the catalog of task {task!r} "
+                          "or set task to the catalog's")
+    return catalog
 
 
 def parse_campaign(data: Any, source: str = "<memory>", base: Path | None = None) -> CampaignConfig:
@@ -387,18 +419,21 @@ def parse_campaign(data: Any, source: str = "<memory>", base: Path | None = None
     if not isinstance(name, str) or not name:
         raise ConfigError(f"campaign.name: a non-empty string, got {name!r}")
     catalog = _resolve(str(data.get("catalog", f"catalogs/{task}.yaml")), base, "campaign.catalog")
+    check_catalog_task(catalog, task)
     world = _world(data.get("world"), base, catalog, data.get("policy"))
     rewards_raw = _mapping(data.get("rewards"), "campaign.rewards", {"failure", "success_per_step"})
     rewards = RewardConfig(
         failure=_number(rewards_raw.get("failure", 1.0), "campaign.rewards.failure", float, 0,
-                        True),
+                        True, MAX_REWARD),
         success_per_step=_number(rewards_raw.get("success_per_step", 1e-3),
-                                 "campaign.rewards.success_per_step", float, 0))
-    ints = {key: _number(data.get(key, default), f"campaign.{key}", int, minimum)
-            for key, default, minimum in (("budget", 126, 1), ("max_perturbations", 3, 1),
-                                          ("seed", 0, 0), ("workers", 1, 1),
-                                          ("checkpoint_every", 32, 1), ("max_retries", 2, 0),
-                                          ("nominal_samples", 4, 1))}
+                                 "campaign.rewards.success_per_step", float, 0, False,
+                                 MAX_REWARD))
+    ints = {key: _number(data.get(key, default), f"campaign.{key}", int, minimum, False, maximum)
+            for key, default, minimum, maximum in (
+                ("budget", 126, 1, MAX_COUNT), ("max_perturbations", 3, 1, 100),
+                ("seed", 0, 0, MAX_SEED), ("workers", 1, 1, MAX_WORKERS),
+                ("checkpoint_every", 32, 1, MAX_COUNT), ("max_retries", 2, 0, 100),
+                ("nominal_samples", 4, 1, 10_000))}
     output = data.get("output", f"runs/{name}")
     if not isinstance(output, str) or not output:
         raise ConfigError(f"campaign.output: a directory path, got {output!r}")
@@ -418,7 +453,10 @@ def load_campaign(path: str | Path) -> CampaignConfig:
         raise ConfigError(f"campaign file {path} does not exist; campaigns live in "
                           "config/campaigns/")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text (UTF-8) file ({exc.reason} at byte {exc.start}); "
+                          "a campaign is a YAML file") from None
     return parse_campaign(data, str(path), path.parent.resolve())

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robomd_diagnoser.policy import PolicyError
 from robomd_diagnoser.store import RolloutRecord
 from robomd_diagnoser.world import (
     Outcome,
@@ -104,7 +105,10 @@ def run_job(world: World, job: RolloutJob) -> JobResult:
 
     A :class:`~robomd_diagnoser.world.WorldError` (the scene or robot failed, not the policy)
     becomes an unjudged result: ``unavailable`` for
-    :class:`~robomd_diagnoser.world.PerturbationUnavailable`, else ``aborted``.
+    :class:`~robomd_diagnoser.world.PerturbationUnavailable`, else ``aborted``. A
+    :class:`~robomd_diagnoser.policy.PolicyError` during the rollout (an unusable action, e.g. a
+    non-finite one) aborts that rollout with the error as its reason, as over ROS 2: it is
+    neither judged a failure nor does it stop the run.
     A world that records frames exposes a boolean ``record`` attribute and fills ``last_frames``
     during :meth:`World.execute`; asking a video of a world without them raises.
 
@@ -126,6 +130,9 @@ def run_job(world: World, job: RolloutJob) -> JobResult:
             world.record = True
         try:
             result = world.execute(job.max_steps, job.seed)
+        except PolicyError as exc:  # e.g. one non-finite action: this rollout ends, not the run
+            result = RolloutResult(RolloutStatus.ABORTED, 0, time.monotonic() - start,
+                                   f"policy error: {exc}")
         finally:
             if job.video:
                 world.record = False

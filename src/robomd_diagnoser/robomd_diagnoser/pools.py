@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol, Self
 
 from robomd_diagnoser.jobs import JobResult, RolloutJob, RolloutJobError, run_job
+from robomd_diagnoser.policy import PolicyError
 from robomd_diagnoser.world import World
 
 WorldFactory = Callable[[], World]
@@ -90,16 +91,19 @@ class InProcessPool:
 # --- worker process side of LocalPool -------------------------------------------------
 _worker_world: World | None = None
 _worker_error: str = ""
+_worker_policy_error: PolicyError | None = None
 
 
 def _init_worker(factory: WorldFactory) -> None:
     """Build this worker's world once. Ctrl-C is left to the parent, which stops the workers."""
-    global _worker_world, _worker_error
+    global _worker_world, _worker_error, _worker_policy_error
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
     try:
         _worker_world = factory()
+    except PolicyError as exc:  # bad input, not a bug: the parent reports the message alone
+        _worker_policy_error = exc
     except Exception:
         _worker_error = traceback.format_exc()
 
@@ -110,6 +114,9 @@ def _worker_pid(delay: float) -> int:
 
 
 def _run_in_worker(job: RolloutJob) -> JobResult:
+    if _worker_policy_error is not None:
+        raise PolicyError(f"worker {os.getpid()} could not build its world: "
+                          f"{_worker_policy_error}")
     if _worker_world is None:
         raise RolloutJobError(f"worker {os.getpid()} could not build its world:\n{_worker_error}")
     try:
@@ -168,6 +175,7 @@ class LocalPool:
 
         :param jobs: the jobs (consumed lazily, ``2 * workers`` ahead).
         :raises RolloutJobError: if a job raises; the remaining queued jobs are cancelled.
+        :raises PolicyError: if a worker could not build its world because of the policy.
         """
         pool = self._get_pool()
         pending: set[cf.Future] = set()
@@ -186,7 +194,7 @@ class LocalPool:
                 # Hand out finished rollouts before raising a failed job's error.
                 for fut in sorted(done, key=lambda f: f.exception() is not None):
                     yield fut.result()
-        except (GeneratorExit, RolloutJobError):
+        except (GeneratorExit, RolloutJobError, PolicyError):
             for fut in pending:
                 fut.cancel()
             raise

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from robomd_diagnoser.analysis import GroundTruth, diagnose
-from robomd_diagnoser.campaign import RESULT_FILE, STORE_FILE
-from robomd_diagnoser.catalog import parse_catalog
+from robomd_diagnoser.analysis import Diagnosis, GroundTruth, diagnose
+from robomd_diagnoser.campaign import RESULT_FILE, STORE_FILE, within_budget
+from robomd_diagnoser.catalog import CatalogError, parse_catalog
 from robomd_diagnoser.diagnosis_env import KEY_PREFIX
-from robomd_diagnoser.store import RolloutStore
+from robomd_diagnoser.store import RolloutStore, StoreError
 
 #: Written by the diagnoser node: which transport and nodes served a campaign run over ROS 2.
 TRANSPORT_FILE = "transport.json"
@@ -34,29 +34,71 @@ class ReportError(ValueError):
     """A campaign directory cannot be reported on; the message says why and what to do."""
 
 
+#: The keys of ``diagnosis.json`` a report reads, with their types.
+_RESULT_KEYS = {"name": str, "task": str, "policy": str, "agent": str, "world": str,
+                "budget": int, "catalog": list, "p_fail": dict, "diagnosis": dict}
+
+
+def _read_result(path: Path) -> dict:
+    """``diagnosis.json``, checked for what a report reads; errors name the file and the key."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path} is not valid JSON ({exc}); the file is damaged or truncated: "
+                          "rerun `robomd diagnose` with the same config to rewrite it") from None
+    if not isinstance(result, dict):
+        raise ReportError(f"{path}: expected a JSON object, got {type(result).__name__}")
+    for key, kind in _RESULT_KEYS.items():
+        if not isinstance(result.get(key), kind):
+            raise ReportError(f"{path}: key {key!r} is missing or not a {kind.__name__}; rerun "
+                              "`robomd diagnose` with the same config to rewrite it")
+    missing = [f for f in Diagnosis.__dataclass_fields__ if f not in result["diagnosis"]]
+    if missing:
+        raise ReportError(f"{path}: diagnosis.{missing[0]} is missing; rerun `robomd diagnose` "
+                          "with the same config to rewrite it")
+    try:
+        catalog = parse_catalog({"task": result["task"], "perturbations": result["catalog"]},
+                                f"{path} (catalog)")
+    except CatalogError as exc:
+        raise ReportError(str(exc)) from None
+    absent = [n for n in catalog.names if not isinstance(result["p_fail"].get(n), (int, float))]
+    if absent:
+        raise ReportError(f"{path}: p_fail has no value for {absent[0]!r}")
+    return result
+
+
 def load_result(campaign_dir: str | Path, ground_truth: GroundTruth | None = None) -> dict:
     """A campaign's ``diagnosis.json``, re-scored against ``ground_truth`` when given.
 
+    The campaign's rollout store must be there and intact (it is opened read-only, never
+    created): a report is not written over a damaged or missing record of the rollouts.
+
     :param campaign_dir: the campaign directory.
     :param ground_truth: a sweep to score the ranking against.
-    :raises ReportError: if the campaign has no result yet.
+    :raises ReportError: if the campaign has no result yet, or its files are damaged.
     """
     campaign_dir = Path(campaign_dir)
     path = campaign_dir / RESULT_FILE
     if not path.is_file():
         raise ReportError(f"{campaign_dir} has no {RESULT_FILE}: the campaign has not finished; "
                           "run `robomd diagnose --config ... --out DIR` to finish it")
-    result = json.loads(path.read_text())
+    result = _read_result(path)
+    try:
+        with RolloutStore(campaign_dir / STORE_FILE, create=False) as store:
+            records = store.records(KEY_PREFIX)
+    except StoreError as exc:
+        raise ReportError(str(exc)) from None
     result["dir"] = str(campaign_dir.resolve())
     transport = campaign_dir / TRANSPORT_FILE
     result["transport"] = json.loads(transport.read_text()) if transport.is_file() else None
     if ground_truth is not None:
         catalog = parse_catalog({"task": result["task"], "perturbations": result["catalog"]},
                                 str(path))
-        with RolloutStore(campaign_dir / STORE_FILE) as store:
-            records = store.records(KEY_PREFIX)
         p = [result["p_fail"][n] for n in catalog.names]
-        result["diagnosis"] = diagnose(catalog, p, records, ground_truth).to_dict()
+        workers = (result.get("campaign") or {}).get("workers", 1)
+        result["diagnosis"] = diagnose(catalog, p, within_budget(records, result["budget"],
+                                                                 workers),
+                                       ground_truth).to_dict()
     return result
 
 

@@ -46,6 +46,46 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     return lo, hi
 
 
+def difference_interval(k1: int, n1: int, k2: int, n2: int,
+                        confidence: float = 0.95) -> tuple[float, float]:
+    """Newcombe's hybrid score interval for the difference of two independent proportions
+    ``k1/n1 - k2/n2`` (his method 10, built from the two Wilson intervals).
+
+    :param k1: events in sample 1.
+    :param n1: trials in sample 1 (>= 1).
+    :param k2: events in sample 2.
+    :param n2: trials in sample 2 (>= 1).
+    :param confidence: two-sided confidence level.
+    """
+    if n1 < 1 or n2 < 1:
+        raise ValueError(f"both samples need trials, got n1={n1}, n2={n2}")
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson_interval(k1, n1, confidence)
+    l2, u2 = wilson_interval(k2, n2, confidence)
+    d = p1 - p2
+    return (max(-1.0, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)),
+            min(1.0, d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)))
+
+
+def two_proportion_p_value(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided p-value of the pooled two-proportion z-test of ``k1/n1 == k2/n2``.
+
+    :param k1: events in sample 1.
+    :param n1: trials in sample 1 (>= 1).
+    :param k2: events in sample 2.
+    :param n2: trials in sample 2 (>= 1).
+    :returns: the p-value (1.0 when both samples are all events or all non-events).
+    """
+    if n1 < 1 or n2 < 1:
+        raise ValueError(f"both samples need trials, got n1={n1}, n2={n2}")
+    pooled = (k1 + k2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return 1.0
+    z = (k1 / n1 - k2 / n2) / se
+    return 2 * (1 - NormalDist().cdf(abs(z)))
+
+
 def jeffreys_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Jeffreys interval: equal-tailed quantiles of the Beta(k + 1/2, n - k + 1/2) posterior.
 

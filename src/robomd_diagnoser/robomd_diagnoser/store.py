@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import quote
 
 from robomd_diagnoser.world import RolloutStatus
 
@@ -95,17 +96,28 @@ class RolloutStore:
     """Finished rollouts and run metadata in one SQLite file (WAL mode, commit per rollout).
 
     :param path: the database file; created (with its parent directory) if missing.
-    :raises StoreError: if the file exists but is not a RoboMD rollout store.
+    :param create: False to open an existing store only (to read it): a missing file is an
+        error instead of a new empty store, and the file must pass SQLite's integrity check.
+    :raises StoreError: if the file exists but is not a RoboMD rollout store (or, with
+        ``create=False``, is missing or damaged).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, create: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False,
-                                     isolation_level=None)
+        if not create and not self.path.is_file():
+            raise StoreError(f"rollout store {self.path} does not exist (deleted or moved?); "
+                             "restore it, or rerun the campaign to rebuild it")
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        target = self.path if create else f"file:{quote(str(self.path.resolve()))}?mode=rw"
+        self._conn = sqlite3.connect(target, timeout=30.0, check_same_thread=False,
+                                     isolation_level=None, uri=not create)
         try:
-            self._init_schema()
+            if create:
+                self._init_schema()
+            else:
+                self._check_existing()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreError(f"{self.path} is not a usable rollout store ({exc}); move it aside "
@@ -140,6 +152,22 @@ class RolloutStore:
         except BaseException:
             c.execute("ROLLBACK")
             raise
+
+    def _check_existing(self) -> None:
+        c = self._conn
+        problems = [r[0] for r in c.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise StoreError(f"{self.path} is damaged (SQLite integrity check: "
+                             f"{'; '.join(problems[:3])}); it cannot be read")
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        row = (c.execute("SELECT value FROM meta WHERE name = '_schema'").fetchone()
+               if {"meta", "rollouts"} <= tables else None)
+        if row is None:
+            raise StoreError(f"{self.path} is an SQLite file but not a rollout store (no "
+                             "rollouts/meta tables)")
+        if json.loads(row[0]) != _SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has store schema {row[0]}, this version reads "
+                             f"schema {_SCHEMA_VERSION}")
 
     def add(self, record: RolloutRecord) -> None:
         """Store one finished rollout and commit it before returning.

@@ -18,6 +18,7 @@ from typing import Any
 
 from robomd_diagnoser.catalog import Catalog, CatalogError
 from robomd_diagnoser.jobs import RolloutJob
+from robomd_diagnoser.locks import DirectoryBusy, DirectoryLock
 from robomd_diagnoser.pools import JobPool, WorldFactory, make_pool
 from robomd_diagnoser.stats import FailureRate, failure_rates
 from robomd_diagnoser.store import RolloutStore
@@ -280,12 +281,18 @@ def run_sweep(out: Path, settings: SweepSettings, catalog: Catalog, world: World
     :param info: run description for the reports (``complete`` is added).
     :param check_store: further checks of the opened store (e.g. the weights it was run with).
     :param on_plan: called with (rollouts in the sweep, already stored) before any runs.
-    :raises SweepError: if ``out`` holds a sweep with other settings.
+    :raises SweepError: if ``out`` holds a sweep with other settings, or another run is writing
+        it (the directory's lock is held for the whole sweep).
     :raises RolloutJobError: if a rollout raises in its world (finished ones stay stored).
     """
     jobs = sweep_jobs(catalog, rollouts, settings.seed, settings.horizon,
                       out / "videos" if videos else None)
-    with RolloutStore(out / "rollouts.sqlite") as store:
+    try:
+        lock = DirectoryLock(out, "another robomd sweep or diagnose is running in {dir}; wait for "
+                                  "it or pick another --out")
+    except DirectoryBusy as exc:
+        raise SweepError(str(exc)) from None
+    with lock, RolloutStore(out / "rollouts.sqlite") as store:
         check_settings(store, settings)
         if check_store is not None:
             check_store(store)

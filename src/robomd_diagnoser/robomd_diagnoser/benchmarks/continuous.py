@@ -71,13 +71,6 @@ def settings_key(folds: int, config: EmbedderConfig, settings: TrainSettings) ->
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
-def _pairs(truth: dict[str, float], names: list[str]) -> int:
-    from robomd_diagnoser.analysis import PAIR_MIN_GAP
-
-    return sum(1 for i, a in enumerate(names) for b in names[i + 1:]
-               if abs(truth[a] - truth[b]) >= PAIR_MIN_GAP - 1e-9)
-
-
 def group_baseline(catalog: Catalog, rates: dict[str, float], held_out: list[str],
                    trained: list[str]) -> dict[str, float]:
     """Each held-out perturbation's predicted failure rate: the mean measured rate of the trained
@@ -128,7 +121,12 @@ def held_out_ranking(sweep: Path, folds: Sequence[list[str]], config: EmbedderCo
     """
     import torch
 
-    from robomd_diagnoser.analysis import kendall_tau, load_ground_truth, pairwise_accuracy
+    from robomd_diagnoser.analysis import (
+        kendall_tau,
+        load_ground_truth,
+        pairwise_accuracy,
+        ranked_pairs,
+    )
     from robomd_diagnoser.continuous.agent import EmbeddingAgent
     from robomd_diagnoser.continuous.dataset import load_dataset, open_source
     from robomd_diagnoser.continuous.evaluate import embedding_quality
@@ -159,7 +157,7 @@ def held_out_ranking(sweep: Path, folds: Sequence[list[str]], config: EmbedderCo
         fold_truth = {n: truth.rates[n] for n in held_out}
         quality = embedding_quality(known, "full")
         results.append({
-            "held_out": held_out, "pairs": _pairs(truth.rates, held_out),
+            "held_out": held_out, "pairs": len(ranked_pairs(truth.rates, held_out)),
             "pairwise_accuracy": pairwise_accuracy(scores, fold_truth),
             "head_pairwise_accuracy": pairwise_accuracy(head, fold_truth),
             "group_baseline_accuracy": pairwise_accuracy(

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from robomd_diagnoser.analysis import GroundTruth
+from robomd_diagnoser.analysis import GroundTruth, ranked_pairs
 from robomd_diagnoser.benchmarks import machine
 from robomd_diagnoser.catalog import Catalog
 
@@ -108,8 +108,7 @@ def compare_agents(catalog: Catalog, truth: GroundTruth, methods: Sequence[str],
         log(f"{method}: done ({time.monotonic() - start:.0f} s)")
     ref = reference_budget
     best = max(per_method, key=lambda m: per_method[m]["curve"][ref]["pairwise_accuracy"] or 0)
-    pairs = sum(1 for i, a in enumerate(catalog.names) for b in catalog.names[i + 1:]
-                if abs(truth.rates[a] - truth.rates[b]) >= 0.2 - 1e-9)
+    pairs = len(ranked_pairs(truth.rates, catalog.names))
     figures = {
         "ground_truth": str(truth.source), "perturbations": len(catalog), "pairs": pairs,
         "seeds": seeds, "reference_budget": ref, "budgets": budgets,

@@ -66,6 +66,8 @@ def targeted_vs_uniform(out: Path, size: str, workers: int, campaign: Path | Non
         "nominal_success_before": s["nominal_success_before"],
         "nominal_success_after": s["nominal_success_targeted"],
         "targeted_vs_uniform_gain": s["targeted_vs_uniform_gain"],
+        "targeted_vs_uniform_gain_interval": s["targeted_vs_uniform_gain_interval"],
+        "targeted_vs_uniform_p_value": s["targeted_vs_uniform_p_value"],
         "success_under_top_modes_uniform": s["success_under_top_modes_uniform"],
         "nominal_success_uniform": s["nominal_success_uniform"],
         "wasserstein_before": s["wasserstein_before"],

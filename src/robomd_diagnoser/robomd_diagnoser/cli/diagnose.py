@@ -33,15 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from robomd_diagnoser.analysis import load_ground_truth
     from robomd_diagnoser.campaign import CampaignError, run_campaign
-    from robomd_diagnoser.config import ConfigError, load_campaign
+    from robomd_diagnoser.config import MAX_COUNT, ConfigError, load_campaign
     from robomd_diagnoser.diagnosis_env import ReplayError
     from robomd_diagnoser.store import StoreError
 
     try:
         config = load_campaign(args.config)
         if args.budget is not None:
-            if args.budget < 1:
-                raise ConfigError(f"--budget: must be >= 1, got {args.budget}")
+            if not 1 <= args.budget <= MAX_COUNT:
+                raise ConfigError(f"--budget: use 1..{MAX_COUNT} rollouts, got {args.budget}")
             config = dataclasses.replace(config, budget=args.budget)
         truth = load_ground_truth(args.ground_truth) if args.ground_truth else None
         result = run_campaign(config, args.out, progress=not args.no_progress,

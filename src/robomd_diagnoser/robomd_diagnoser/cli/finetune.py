@@ -92,10 +92,17 @@ def run(args: argparse.Namespace) -> int:
     html_path = write_html(result, out)
     print(f"{'policy':<10} {'top modes':>10} {'nominal':>8} {'W1 ideal':>9}")
     for label, res in result["policies"].items():
+        w1 = res["wasserstein_to_ideal"]
         print(f"{label:<10} {res['top_modes']['rate']:>10.2f} {res['nominal']['rate']:>8.2f} "
-              f"{res['wasserstein_to_ideal']:>9.4f}")
-    gain = result["summary"]["targeted_vs_uniform_gain"]
+              f"{'-' if w1 is None else f'{w1:.4f}':>9}")
+        if res["unmeasured"]:
+            print(f"  (W1 leaves out {', '.join(res['unmeasured'])}: no completed rollout)")
+    summary = result["summary"]
+    gain = summary["targeted_vs_uniform_gain"]
     if gain is not None:
-        print(f"targeted - uniform success under the top modes: {gain:+.3f}")
+        lo, hi = summary["targeted_vs_uniform_gain_interval"]
+        print(f"targeted - uniform success under the top modes: {gain:+.3f} (95% interval "
+              f"[{lo:+.3f}, {hi:+.3f}], two-proportion test p = "
+              f"{summary['targeted_vs_uniform_p_value']:.3g})")
     print(f"wrote {out / 'finetune.json'} and {html_path}")
     return 0

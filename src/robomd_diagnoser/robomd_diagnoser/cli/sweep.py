@@ -54,9 +54,10 @@ def _slug(text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from robomd_diagnoser.catalog import CatalogError, load_catalog
-    from robomd_diagnoser.config import ConfigError, WorldSettings
+    from robomd_diagnoser.config import MAX_COUNT, MAX_WORKERS, ConfigError, WorldSettings
     from robomd_diagnoser.jobs import RolloutJobError
     from robomd_diagnoser.paths import find_config
+    from robomd_diagnoser.policy import PolicyError
     from robomd_diagnoser.store import StoreError
     from robomd_diagnoser.sweep import SweepError, SweepSettings, run_sweep
 
@@ -66,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
 
     if error := not_positive(args, ("rollouts", "workers", "horizon", "camera_size", "limit")):
         return fail(error)
+    if args.workers > MAX_WORKERS:
+        return fail(f"--workers: at most {MAX_WORKERS} (one simulator process each), got "
+                    f"{args.workers}")
+    if args.rollouts > MAX_COUNT:
+        return fail(f"--rollouts: at most {MAX_COUNT}, got {args.rollouts}")
     if args.task is None and args.catalog is None:
         return fail("give --task (e.g. --task lift) or --catalog PATH")
     try:
@@ -95,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         outcome = run_sweep(out, settings, catalog, world, args.rollouts, workers=args.workers,
                             limit=args.limit, videos=args.video,
                             progress=not args.no_progress, info=info, on_plan=plan)
-    except (StoreError, SweepError) as exc:
+    except (StoreError, SweepError, PolicyError) as exc:  # a policy that cannot be loaded
         return fail(str(exc))
     except RolloutJobError as exc:
         return fail(f"{exc}\n(finished rollouts are stored; fix the cause and rerun)")

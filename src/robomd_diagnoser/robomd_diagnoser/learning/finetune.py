@@ -34,7 +34,7 @@ from robomd_diagnoser.config import WorldSettings
 from robomd_diagnoser.learning.bc_policy import shipped_weights
 from robomd_diagnoser.learning.train import TrainConfig, train_bc
 from robomd_diagnoser.learning.weights import load_bc, save_bc
-from robomd_diagnoser.stats import wilson_interval
+from robomd_diagnoser.stats import difference_interval, two_proportion_p_value, wilson_interval
 from robomd_diagnoser.store import RolloutStore
 from robomd_diagnoser.sweep import (
     NOMINAL,
@@ -371,18 +371,21 @@ def evaluate_policy(plan: EvalPlan, policy: str, out: Path, progress: bool = Fal
                      progress=progress, info=info, check_store=same_weights).rows
 
 
-def wasserstein_to_ideal(failure_rates: Sequence[float]) -> float:
+def wasserstein_to_ideal(failure_rates: Sequence[float]) -> float | None:
     """1-Wasserstein distance between the failure rates and the ideal all-zero distribution.
 
     The per-perturbation failure rates are taken as an empirical distribution of values in [0, 1]
     (one atom per perturbation, equal weights); the ideal policy's is a point mass at 0. The
     distance is then the mean failure rate over the perturbations.
 
-    :param failure_rates: one observed failure rate per perturbation.
+    :param failure_rates: one observed failure rate per measured perturbation.
+    :returns: the distance, or None without any rate.
     """
     from scipy.stats import wasserstein_distance
 
     rates = np.asarray(failure_rates, dtype=float)
+    if rates.size == 0:
+        return None
     return float(wasserstein_distance(rates, np.zeros_like(rates)))
 
 
@@ -399,7 +402,8 @@ def summarise(rows: list[SweepRow], modes: Sequence[str]) -> dict[str, Any]:
     :param modes: the top failure modes (pooled into ``success_under_top_modes``).
     :returns: ``nominal``, ``top_modes`` and ``catalog`` (all evaluated perturbations) success with
         Wilson 95% intervals, ``per_perturbation`` rows, the failure-rate distribution and its
-        ``wasserstein_to_ideal``.
+        ``wasserstein_to_ideal`` over the perturbations with at least one completed rollout
+        (``unmeasured`` lists the others: they have no rate, which is not a rate of 0).
     """
     def pooled(selected: list[SweepRow]) -> dict[str, Any]:
         n = sum(r.rate.n for r in selected)
@@ -408,16 +412,22 @@ def summarise(rows: list[SweepRow], modes: Sequence[str]) -> dict[str, Any]:
     nominal, perts = rows[0], rows[1:]
     per = [{"name": r.name, **_success(r.rate.n - r.rate.failures, r.rate.n),
             "failure_rate": r.rate.rate} for r in perts]
-    rates = [r.rate.rate or 0.0 for r in perts]
+    measured = {r.name: r.rate.rate for r in perts if r.rate.n > 0}
     top = [r for r in perts if r.name in modes]
     return {"nominal": pooled([nominal]), "top_modes": pooled(top),
             "catalog": pooled(perts), "per_perturbation": per,
-            "failure_distribution": dict(zip([r.name for r in perts], rates, strict=True)),
-            "wasserstein_to_ideal": wasserstein_to_ideal(rates)}
+            "failure_distribution": measured,
+            "unmeasured": [r.name for r in perts if r.rate.n == 0],
+            "wasserstein_to_ideal": wasserstein_to_ideal(list(measured.values()))}
 
 
 def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Headline differences between the evaluated policies.
+
+    ``targeted_vs_uniform_gain`` is the difference of the two strategies' pooled success rates
+    under the top modes; ``targeted_vs_uniform_gain_interval`` its 95% Newcombe interval and
+    ``targeted_vs_uniform_p_value`` the two-sided two-proportion z-test (the rollouts of the two
+    policies are independent samples; both are evaluated on the same seeds).
 
     :param results: :func:`summarise` output by label (``before``, ``targeted``, ``uniform``).
     """
@@ -433,10 +443,48 @@ def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
             out[f"success_under_top_modes_{s}"] = rate(s, "top_modes")
             out[f"nominal_success_{s}"] = rate(s, "nominal")
             out[f"wasserstein_{s}"] = results[s]["wasserstein_to_ideal"]
-    both = all(s in results for s in STRATEGIES)
-    out["targeted_vs_uniform_gain"] = (rate("targeted", "top_modes") - rate("uniform", "top_modes")
-                                       if both else None)
+    gain = interval = p_value = None
+    if all(s in results and results[s]["top_modes"]["n"] for s in STRATEGIES):
+        t, u = results["targeted"]["top_modes"], results["uniform"]["top_modes"]
+        gain = t["rate"] - u["rate"]
+        interval = list(difference_interval(t["successes"], t["n"], u["successes"], u["n"]))
+        p_value = two_proportion_p_value(t["successes"], t["n"], u["successes"], u["n"])
+    out["targeted_vs_uniform_gain"] = gain
+    out["targeted_vs_uniform_gain_interval"] = interval
+    out["targeted_vs_uniform_p_value"] = p_value
     return out
+
+
+def episode_seeds(files: Sequence[Path]) -> dict[int, Path]:
+    """The scene seed of each demonstration episode file (saved with it as ``info_seed``).
+
+    :param files: episode ``.npz`` files.
+    """
+    seeds = {}
+    for f in files:
+        with np.load(f) as data:
+            if "info_seed" in data:
+                seeds[int(data["info_seed"])] = Path(f)
+    return seeds
+
+
+def check_seed_separation(eval_seeds: range, sources: dict[str, Sequence[Path] | range]) -> None:
+    """Evaluation scenes must not be scenes a fine-tuned policy was trained on.
+
+    :param eval_seeds: the evaluation's seeds (repetition ``i`` uses ``eval_seed + i``).
+    :param sources: training seeds by source name: a range of seeds a collection will draw
+        from, or the episode files (their stored seeds are read).
+    :raises FinetuneError: naming the source, the shared seeds and the flags that move them.
+    """
+    for name, source in sources.items():
+        seeds = set(source) if isinstance(source, range) else set(episode_seeds(source))
+        shared = sorted(seeds & set(eval_seeds))
+        if shared:
+            raise FinetuneError(
+                f"the evaluation seeds {eval_seeds.start}..{eval_seeds.stop - 1} overlap the "
+                f"seeds of the {name} ({', '.join(map(str, shared[:5]))}"
+                f"{', ...' if len(shared) > 5 else ''}): the policy would be evaluated on scenes "
+                "it was trained on; move --eval-seed (or --demo-seed) so the ranges are apart")
 
 
 def world_plan(diag: Diagnosed, names: Sequence[str], rollouts: int, seed: int,
@@ -471,7 +519,8 @@ class FinetuneRequest:
     :param lr: fine-tuning peak learning rate.
     :param eval_rollouts: rollouts per evaluated scene.
     :param eval_all: evaluate the whole catalog (else the nominal scene and the top modes).
-    :param eval_seed: seed of evaluation repetition 0 (apart from the demonstration seeds).
+    :param eval_seed: seed of evaluation repetition 0; the evaluation's seeds must be apart from
+        every demonstration's and replay episode's (checked, see :func:`check_seed_separation`).
     :param demo_seed: first seed of every demonstration batch.
     :param workers: simulator processes.
     :param seed: seed of the replay draw, the uniform allocation and training.
@@ -520,6 +569,14 @@ def run_finetune(diag: Diagnosed, out: Path, req: FinetuneRequest,
     plan = DemoPlan(str(diag.catalog_path), w.get("robot", "UR5e"), int(w.get("camera_size", 84)),
                     int(w.get("horizon", 150)), seed=req.demo_seed, workers=req.workers)
     replay_n = req.budget if req.replay is None else req.replay
+    eval_seeds = range(req.eval_seed, req.eval_seed + req.eval_rollouts)
+    allocations = {s: allocate(s, modes, diag.catalog, req.budget, req.seed)
+                   for s in req.strategies}
+    check_seed_separation(eval_seeds, {  # the least each collection draws; files checked below
+        **{f"{s} demonstrations": range(req.demo_seed, req.demo_seed + max(c.values(), default=0))
+           for s, c in allocations.items()},
+        **({"nominal replay episodes": range(replay_n)}
+           if replay_n and req.original_demos is None else {})})
     if replay_n == 0:
         replay_files: list[Path] = []
         replay_source = "none (fine-tuned on the new demonstrations only)"
@@ -532,13 +589,15 @@ def run_finetune(diag: Diagnosed, out: Path, req: FinetuneRequest,
         replay_files = collect_batches(replace(plan, seed=0), {NOMINAL: replay_n},
                                        out / "demos" / "replay", log)
         replay_source = "nominal expert episodes collected for this fine-tuning"
+    check_seed_separation(eval_seeds, {"replay episodes": replay_files})
     log(f"finetune: top {req.top} modes {modes}; {req.budget} demonstrations per strategy")
     cfg = finetune_config(parent_model_meta, req.epochs, req.lr, req.seed)
     policies = {BEFORE: (diag.policy, diag.parent)}
     strategy_info = {}
     for s in req.strategies:
-        counts = allocate(s, modes, diag.catalog, req.budget, req.seed)
+        counts = allocations[s]
         new = collect_batches(plan, counts, out / "demos" / s, log)
+        check_seed_separation(eval_seeds, {f"{s} demonstrations": new})
         data = build_training_set(out / s / "train_demos", {"new": new, "replay": replay_files})
         info = {"parent": str(diag.parent), "parent_sha256": weights_digest(diag.parent),
                 "parent_policy": diag.policy,

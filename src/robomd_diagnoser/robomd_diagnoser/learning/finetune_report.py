@@ -31,9 +31,10 @@ def radar_png(result: dict[str, Any]) -> str:
     fig = plt.figure(figsize=(7.5, 7.5))
     ax = fig.add_subplot(projection="polar")
     for label, res in result["policies"].items():
-        v = np.array([res["failure_distribution"][n] for n in names])
+        # a perturbation without a completed rollout has no rate: a gap, not a 0
+        v = np.array([res["failure_distribution"].get(n, np.nan) for n in names])
         ax.plot(closed, np.append(v, v[0]), color=COLORS.get(label), lw=1.5,
-                label=f"{label} (W1 to ideal {res['wasserstein_to_ideal']:.3f})")
+                label=f"{label} (W1 to ideal {_w1(res)})")
         ax.fill(angles, v, color=COLORS.get(label), alpha=0.12)
     ax.plot(closed, np.zeros(len(closed)), "k--", lw=1.2, label="ideal (no failures)")
     ax.set_xticks(angles, [f"A{i + 1} {n}" for i, n in enumerate(names)], fontsize=8)
@@ -80,6 +81,11 @@ def _cell(s: dict[str, Any]) -> str:
     return f"{s['rate']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}] ({s['successes']}/{s['n']})"
 
 
+def _w1(res: dict) -> str:
+    w = res["wasserstein_to_ideal"]
+    return "-" if w is None else f"{w:.4f}"
+
+
 def write_html(result: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``finetune.html`` for a fine-tuning result.
 
@@ -91,7 +97,7 @@ def write_html(result: dict[str, Any], out_dir: str | Path) -> Path:
     rows = "".join(
         f"<tr><td>{esc(label)}</td><td><code>{esc(res['policy'])}</code></td>"
         f"<td>{_cell(res['top_modes'])}</td><td>{_cell(res['nominal'])}</td>"
-        f"<td>{_cell(res['catalog'])}</td><td>{res['wasserstein_to_ideal']:.4f}</td></tr>"
+        f"<td>{_cell(res['catalog'])}</td><td>{_w1(res)}</td></tr>"
         for label, res in result["policies"].items())
     strategies = "".join(
         f"<li><b>{esc(s)}</b>: {info['new_episodes']} new episodes "
@@ -100,7 +106,14 @@ def write_html(result: dict[str, Any], out_dir: str | Path) -> Path:
         f"epochs from <code>{esc(info['parent'])}</code></li>"
         for s, info in result["strategies"].items())
     ev = result["evaluation"]
-    gain = result["summary"]["targeted_vs_uniform_gain"]
+    summary = result["summary"]
+    gain, gain_ci = summary["targeted_vs_uniform_gain"], summary.get(
+        "targeted_vs_uniform_gain_interval")
+    gain_text = "-" if gain is None else f"{gain:+.3f}" + (
+        f" (95% interval [{gain_ci[0]:+.3f}, {gain_ci[1]:+.3f}], two-proportion test "
+        f"p = {summary['targeted_vs_uniform_p_value']:.3g})" if gain_ci else "")
+    unmeasured = sorted({n for res in result["policies"].values()
+                         for n in res.get("unmeasured", [])})
     doc = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>RoboMD fine-tuning</title>
 <style>{_STYLE}</style></head><body><h1>Failure-guided fine-tuning: {esc(result['task'])}</h1>
 <p>Campaign <code>{esc(result['campaign'])}</code>; top failure modes
@@ -109,11 +122,13 @@ def write_html(result: dict[str, Any], out_dir: str | Path) -> Path:
 <p>Every policy was rolled out {ev['rollouts']} times in the nominal scene and under each of
 {len(ev['perturbations'])} perturbations, with the same seeds ({ev['seed']} + i). Intervals:
 {esc(ev['interval'])}. W1 to ideal: 1-Wasserstein distance between the per-perturbation failure
-rates (one atom per perturbation) and the all-zero distribution, i.e. their mean.</p>
+rates (one atom per perturbation) and the all-zero distribution, i.e. their mean, over the
+perturbations with at least one completed rollout{
+    f"; left out for want of one: {esc(', '.join(unmeasured))}" if unmeasured else ""}.</p>
 <table><tr><th>policy</th><th>spec</th><th>success under top modes</th><th>nominal success</th>
 <th>success over evaluated perturbations</th><th>W1 to ideal</th></tr>{rows}</table>
 <p>Targeted minus uniform success under the top modes:
-<b>{'-' if gain is None else f'{gain:+.3f}'}</b></p>
+<b>{gain_text}</b></p>
 <img alt="radar" src="data:image/png;base64,{radar_png(result)}" style="max-width:60%">
 <img alt="bars" src="data:image/png;base64,{bars_png(result)}" style="max-width:100%">
 </body></html>"""
