@@ -49,6 +49,44 @@ class CampaignError(RuntimeError):
     """A campaign cannot run as asked (e.g. its directory is in use)."""
 
 
+LOCK_FILE = ".lock"
+
+
+class CampaignLock:
+    """The exclusive lock on a campaign directory (``flock`` on ``<dir>/.lock``), held until
+    :meth:`release` or the process ends. Take it before touching anything in the directory.
+
+    :param out_dir: the campaign directory (created if missing).
+    :raises CampaignError: if another process holds it.
+    """
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.out_dir = Path(out_dir).resolve()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._file = (self.out_dir / LOCK_FILE).open("w")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise CampaignError(f"another campaign is running in {self.out_dir}; wait for it "
+                                "or use another --out") from None
+
+    @property
+    def held(self) -> bool:
+        """True until released."""
+        return not self._file.closed
+
+    def release(self) -> None:
+        """Let another process take the directory."""
+        self._file.close()
+
+    def __enter__(self) -> CampaignLock:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
 def build_world(config: CampaignConfig) -> World:
     """The world a campaign config describes, built by its world type's plug-in.
 
@@ -171,7 +209,8 @@ def _make_venv(config: CampaignConfig, out_dir: Path,
 def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: bool = True,
                  ground_truth: GroundTruth | None = None,
                  world_factory: Callable[[int], World] | None = None,
-                 on_progress: StepHook | None = None) -> CampaignResult:
+                 on_progress: StepHook | None = None,
+                 lock: CampaignLock | None = None) -> CampaignResult:
     """Run (or resume) a campaign and write its diagnosis.
 
     :param config: the validated campaign.
@@ -181,6 +220,7 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
     :param world_factory: picklable; builds environment ``i``'s world (default: from the config).
     :param on_progress: called after every agent step like the agents' ``on_step``; returning
         False stops the campaign there (finished rollouts are kept; rerun to resume).
+    :param lock: ``out_dir``'s lock when the caller holds it already; else it is taken here.
     :raises CampaignError: if another process runs a campaign in ``out_dir``.
     :raises ConfigError: if ``out_dir`` holds a campaign started with other settings.
     """
@@ -188,14 +228,9 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
     from tqdm import tqdm
 
     out_dir = Path(out_dir or config.output).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lock = (out_dir / ".lock").open("w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise CampaignError(f"another robomd diagnose is running in {out_dir}; wait for it or "
-                            "use another --out") from None
+    if lock is not None and not (lock.held and lock.out_dir == out_dir):
+        raise ValueError(f"the lock given is not held on {out_dir}")
+    own_lock = CampaignLock(out_dir) if lock is None else None
     store = RolloutStore(out_dir / STORE_FILE)
     try:
         _check_fingerprint(store, config)
@@ -233,7 +268,8 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
         return CampaignResult(out_dir, p_fail, diagnosis, counts["new"], counts["replayed"])
     finally:
         store.close()
-        lock.close()
+        if own_lock is not None:
+            own_lock.release()
 
 
 def write_result(out_dir: Path, config: CampaignConfig, perturbations: Any,

@@ -20,12 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from robomd_diagnoser.campaign import CampaignError, CampaignLock
     from robomd_diagnoser.config import ConfigError, load_campaign
     from robomd_diagnoser.ros.bringup import SIM_ENV, Graph, sim_campaign_nodes
 
     try:
         config = load_campaign(args.campaign)
-    except (ConfigError, FileNotFoundError) as exc:
+        CampaignLock(Path(args.out or config.output)).release()  # start no node into a busy dir
+    except (ConfigError, CampaignError, FileNotFoundError) as exc:
         print(f"robomd bringup: {exc}")
         return 2
     env = dict(SIM_ENV)
