@@ -34,6 +34,7 @@ from rclpy.executors import (
     MultiThreadedExecutor,
     SingleThreadedExecutor,
 )
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 
@@ -283,8 +284,12 @@ class RolloutActionServer(Node):
                                 else report.duration)
         result.reason = report.reason
         result.video_path = report.video_path
-        if not rclpy.ok():
-            return result  # shutting down: the goal's state can no longer be published
+        if not rclpy.ok():  # shutting down: the goal ends aborted, but no one can be told
+            try:
+                handle.abort()
+            except rclpy_implementation.RCLError:  # raised by publishing the state, once set
+                pass
+            return result
         if report.status == RolloutStatus.CANCELLED and handle.is_cancel_requested:
             handle.canceled()
         elif report.status == RolloutStatus.COMPLETED:
