@@ -50,6 +50,21 @@ class CampaignError(RuntimeError):
     """A campaign cannot run as asked (e.g. its directory is in use)."""
 
 
+
+
+def campaign_lock(out_dir: str | Path) -> DirectoryLock:
+    """Take a campaign directory's run lock (created if missing); hold it until ``close()`` or the
+    process ends. Take it before touching anything in the directory.
+
+    :raises CampaignError: if another campaign or sweep holds it.
+    """
+    try:
+        return DirectoryLock(Path(out_dir).resolve(), "another campaign is running in {dir}; wait "
+                                                      "for it or use another --out")
+    except DirectoryBusy as exc:
+        raise CampaignError(str(exc)) from None
+
+
 def build_world(config: CampaignConfig) -> World:
     """The world a campaign config describes, built by its world type's plug-in.
 
@@ -194,7 +209,8 @@ def _make_venv(config: CampaignConfig, out_dir: Path,
 def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: bool = True,
                  ground_truth: GroundTruth | None = None,
                  world_factory: Callable[[int], World] | None = None,
-                 on_progress: StepHook | None = None) -> CampaignResult:
+                 on_progress: StepHook | None = None,
+                 lock: DirectoryLock | None = None) -> CampaignResult:
     """Run (or resume) a campaign and write its diagnosis.
 
     :param config: the validated campaign.
@@ -204,6 +220,7 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
     :param world_factory: picklable; builds environment ``i``'s world (default: from the config).
     :param on_progress: called after every agent step like the agents' ``on_step``; returning
         False stops the campaign there (finished rollouts are kept; rerun to resume).
+    :param lock: ``out_dir``'s lock when the caller holds it already; else it is taken here.
     :raises CampaignError: if another process runs a campaign in ``out_dir``.
     :raises ConfigError: if ``out_dir`` holds a campaign started with other settings.
     """
@@ -212,11 +229,9 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
 
     catalog = check_campaign(config)
     out_dir = Path(out_dir or config.output).resolve()
-    try:
-        lock = DirectoryLock(out_dir, "another robomd diagnose or sweep is running in {dir}; wait "
-                                      "for it or use another --out")
-    except DirectoryBusy as exc:
-        raise CampaignError(str(exc)) from None
+    if lock is not None and not (lock.held and lock.directory == out_dir):
+        raise ValueError(f"the lock given is not held on {out_dir}")
+    own_lock = campaign_lock(out_dir) if lock is None else None
     store = RolloutStore(out_dir / STORE_FILE)
     try:
         _check_fingerprint(store, config, catalog)
@@ -254,7 +269,8 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
         return CampaignResult(out_dir, p_fail, diagnosis, counts["new"], counts["replayed"])
     finally:
         store.close()
-        lock.close()
+        if own_lock is not None:
+            own_lock.close()
 
 
 def within_budget(records: list[RolloutRecord], budget: int, workers: int) -> list[RolloutRecord]:

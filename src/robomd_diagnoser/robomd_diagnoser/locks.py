@@ -28,7 +28,7 @@ class DirectoryLock:
     """
 
     def __init__(self, directory: str | Path, busy: str = "another run is using {dir}") -> None:
-        self.directory = Path(directory)
+        self.directory = Path(directory).resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = (self.directory / LOCK_FILE).open("w")
         try:
@@ -37,6 +37,11 @@ class DirectoryLock:
             self._file.close()
             self._file = None
             raise DirectoryBusy(busy.format(dir=self.directory)) from None
+
+    @property
+    def held(self) -> bool:
+        """True until :meth:`close`."""
+        return self._file is not None
 
     def close(self) -> None:
         """Release the lock (idempotent)."""

@@ -127,7 +127,9 @@ class SimBridgeNode(RolloutActionServer):
                                f"{self.spec.policy}")
 
     def publish_image(self, image: np.ndarray) -> None:
-        """Publish an HxWx3 RGB frame on camera/image_raw."""
+        """Publish an HxWx3 RGB frame on camera/image_raw (not while ROS shuts down)."""
+        if not self.context.ok():
+            return
         self.image_pub.publish(to_msg(image, self.frame_id, self.get_clock().now().to_msg()))
 
     def _busy(self) -> bool:

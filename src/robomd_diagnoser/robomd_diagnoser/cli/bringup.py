@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import os
+    from pathlib import Path
 
+    from robomd_diagnoser.campaign import CampaignError, campaign_lock
     from robomd_diagnoser.config import ConfigError, load_campaign
     from robomd_diagnoser.ros.bringup import SIM_ENV, Graph, sim_campaign_nodes
     from robomd_diagnoser.ros.status_watch import campaign_progress
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         config = load_campaign(args.campaign)
         specs = sim_campaign_nodes(config, args.campaign, args.out)
         console = console_spec(args, args.out or str(config.output), True, "robomd bringup")
-    except (ConfigError, FileNotFoundError) as exc:
+        campaign_lock(Path(args.out or config.output)).close()  # start no node into a busy dir
+    except (ConfigError, CampaignError, FileNotFoundError) as exc:
         print(f"robomd bringup: {exc}")
         return 2
     env = dict(SIM_ENV)

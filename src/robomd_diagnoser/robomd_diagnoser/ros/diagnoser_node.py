@@ -4,7 +4,12 @@ The campaign engine is the same as ``robomd diagnose`` (:mod:`robomd_diagnoser.c
 the world differs (:class:`~robomd_diagnoser.ros.world.RosWorld`), so the node cannot tell a sim
 bridge from a real robot. It publishes ``campaign/status`` while running, every finished rollout on
 ``campaign/rollouts``, the ranked ``campaign/report`` at the end, records all of it with camera
-frames to one MCAP bag, and serves ``campaign/pause``, ``campaign/resume`` and ``campaign/stop``.
+frames to an MCAP bag (a new part per run: ``bag/``, ``bag.1/``...), and serves
+``campaign/pause``, ``campaign/resume`` and ``campaign/stop``.
+
+It takes the campaign directory's lock before it touches anything there, and holds it until the
+campaign thread has ended and the bag is closed. Ctrl-C abandons the rollout in flight (it is not
+stored; a rerun runs it) and closes the bag, so a rerun of the same command resumes.
 """
 
 from __future__ import annotations
@@ -14,20 +19,33 @@ import threading
 import time
 from pathlib import Path
 
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from robomd_diagnoser.campaign import STORE_FILE, CampaignResult, run_campaign
+from robomd_diagnoser.campaign import (
+    STORE_FILE,
+    CampaignError,
+    CampaignResult,
+    campaign_lock,
+    run_campaign,
+)
 from robomd_diagnoser.catalog import load_catalog
 from robomd_diagnoser.config import ConfigError, load_campaign
 from robomd_diagnoser.diagnosis_env import KEY_PREFIX
 from robomd_diagnoser.report import TRANSPORT_FILE, load_result, write_report
-from robomd_diagnoser.ros.bag import CampaignBag
+from robomd_diagnoser.ros.bag import (
+    ROLLOUTS_TOPIC,
+    CampaignBag,
+    bag_parts,
+    bagged_rollouts,
+    next_bag_part,
+)
 from robomd_diagnoser.ros.convert import perturbation_to_msg, record_to_msg
-from robomd_diagnoser.ros.node import LATCHED, Param, declare, spin_node
-from robomd_diagnoser.ros.world import RosWorldFactory
+from robomd_diagnoser.ros.node import DEFAULT_VIDEO_DIR, LATCHED, Param, declare, spin_node
+from robomd_diagnoser.ros.world import RolloutInterrupted, RosWorldFactory
 from robomd_diagnoser.store import RolloutStore
 from robomd_diagnoser.world import RolloutStatus
 from robomd_msgs.msg import CampaignStatus, FailureMode, FailureReport
@@ -42,9 +60,11 @@ PARAMETERS: dict[str, Param] = {
     "rollout_timeout": Param(300.0, "wall-clock limit of one rollout, seconds"),
     "image_timeout": Param(10.0, "seconds to wait for a camera frame after a scene change"),
     "status_period": Param(1.0, "seconds between campaign/status messages"),
-    "bag": Param(True, "record the campaign to <output>/bag (MCAP)"),
+    "bag": Param(True, "record the campaign to <output>/bag (MCAP; a rerun adds bag.1, ...)"),
     "bag_image_every": Param(10, "bag every n-th camera frame (0: none)"),
     "exit_when_done": Param(True, "shut the node down when the campaign has finished"),
+    "video_dir": Param("", "the world nodes' video_dir; empty = ~/.ros/robomd_videos (a video "
+                           "path outside it is not read)"),
 }
 
 
@@ -64,20 +84,22 @@ class DiagnoserNode(Node):
                               f"has workers: {self.config.workers}; give one world per worker")
         self.params = p
         self.out_dir = Path(p["output"] or self.config.output).resolve()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._dir_lock = campaign_lock(self.out_dir)  # before anything in it is touched
         self.catalog = load_catalog(self.config.catalog)
         self.factory = RosWorldFactory(str(self.config.catalog), worlds,
                                        startup_timeout=p["startup_timeout"],
                                        service_timeout=p["service_timeout"],
                                        rollout_timeout=p["rollout_timeout"],
-                                       image_timeout=p["image_timeout"])
+                                       image_timeout=p["image_timeout"],
+                                       video_dir=p["video_dir"] or str(DEFAULT_VIDEO_DIR))
         self.status_pub = self.create_publisher(CampaignStatus, "campaign/status", 10)
         self.report_pub = self.create_publisher(FailureReport, "campaign/report", LATCHED)
         self.rollout_pub = self.create_publisher(RolloutRecordMsg, "campaign/rollouts", 100)
         cameras = [f"{ns.rstrip('/')}/camera/image_raw" for ns in worlds]
         if p["bag_image_every"] <= 0:
             cameras = []
-        self.bag = CampaignBag(self.out_dir / "bag", cameras) if p["bag"] else None
+        earlier = bag_parts(self.out_dir)
+        self.bag = CampaignBag(next_bag_part(self.out_dir), cameras) if p["bag"] else None
         self._frames = dict.fromkeys(cameras, 0)
         for topic in cameras if self.bag else []:
             self.create_subscription(Image, topic, lambda m, t=topic: self._on_image(t, m),
@@ -93,11 +115,13 @@ class DiagnoserNode(Node):
         self.result: CampaignResult | None = None
         self._store = RolloutStore(self.out_dir / STORE_FILE)
         self._seen: set[str] = set()
+        self._bagged = bagged_rollouts(earlier) if self.bag else set()  # each rollout bagged once
+        self._poll_lock = threading.Lock()
         self._counts = {"done": 0, "failures": 0, "aborted": 0}
         self._current: list[str] = []
         self.create_timer(float(p["status_period"]), self._publish_status)
         self.done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="campaign")
+        self._thread = threading.Thread(target=self._run, name="campaign")
         self._thread.start()
 
     # --- campaign thread ------------------------------------------------------------------
@@ -107,9 +131,12 @@ class DiagnoserNode(Node):
                                    f"agent {self.config.agent.type}, worlds "
                                    f"{self.params['worlds']}, output {self.out_dir}")
             self.result = run_campaign(self.config, self.out_dir, progress=False,
-                                       world_factory=self.factory, on_progress=self._on_progress)
+                                       world_factory=self.factory, on_progress=self._on_progress,
+                                       lock=self._dir_lock)
             self._poll_store()
             self._finish()
+        except RolloutInterrupted:  # ROS is down: said on the last status, in the bag
+            self.message = "interrupted; rerun the same command to resume"
         except Exception as exc:  # reported on campaign/status; the store keeps finished work
             if self._stop_requested:  # e.g. an operator abort: the world refuses more scenes
                 self.state = CampaignStatus.STATE_DONE
@@ -120,6 +147,7 @@ class DiagnoserNode(Node):
                 self.message = f"campaign failed: {exc}"
                 self.get_logger().error(self.message)
         finally:
+            self._poll_store()  # the rollouts stored last are bagged, also after an interrupt
             self._publish_status()
             if self.bag:
                 self.bag.close()
@@ -153,7 +181,7 @@ class DiagnoserNode(Node):
         (self.out_dir / TRANSPORT_FILE).write_text(json.dumps(transport, indent=2))
         _json, html = write_report([load_result(self.out_dir)], self.out_dir)
         report = self._report_msg(served_by, str(html))
-        self.report_pub.publish(report)
+        self._publish(self.report_pub, report)
         if self.bag:
             self.bag.write("/robomd/campaign/report", report)
         self.state = CampaignStatus.STATE_DONE
@@ -186,24 +214,38 @@ class DiagnoserNode(Node):
             self.bag.write(topic, msg)
         self._frames[topic] += 1
 
+    def _publish(self, publisher, msg) -> None:
+        """Publish unless ROS is shutting down (Ctrl-C); the bag still gets the message."""
+        if not self.context.ok():
+            return
+        try:
+            publisher.publish(msg)
+        except rclpy_implementation.RCLError:
+            if self.context.ok():
+                raise
+
     def _poll_store(self) -> None:
-        for record in self._store.records(KEY_PREFIX):
-            if record.key in self._seen:
-                continue
-            self._seen.add(record.key)
-            self._counts["done"] += 1
-            if record.status != RolloutStatus.COMPLETED.value:
-                self._counts["aborted"] += 1
-                self.message = f"rollout {record.key} {record.status}: {record.reason}"
-                self.get_logger().warning(self.message)
-            elif record.success is False:
-                self._counts["failures"] += 1
-            self._current = list(record.perturbations)
-            msg = record_to_msg(record, self.catalog, self.config.name,
-                                self.get_clock().now().to_msg())
-            self.rollout_pub.publish(msg)
-            if self.bag:
-                self.bag.write("/robomd/campaign/rollouts", msg)
+        with self._poll_lock:  # the status timer and the campaign thread both poll
+            for record in self._store.records(KEY_PREFIX):
+                if record.key not in self._seen:
+                    self._seen.add(record.key)
+                    self._count(record)
+
+    def _count(self, record) -> None:
+        self._counts["done"] += 1
+        if record.status != RolloutStatus.COMPLETED.value:
+            self._counts["aborted"] += 1
+            self.message = f"rollout {record.key} {record.status}: {record.reason}"
+            self.get_logger().warning(self.message)
+        elif record.success is False:
+            self._counts["failures"] += 1
+        self._current = list(record.perturbations)
+        msg = record_to_msg(record, self.catalog, self.config.name,
+                            self.get_clock().now().to_msg())
+        self._publish(self.rollout_pub, msg)
+        if self.bag and record.key not in self._bagged:  # an earlier run's bag may hold it
+            self._bagged.add(record.key)
+            self.bag.write(ROLLOUTS_TOPIC, msg)
 
     def _publish_status(self) -> None:
         if not self.done.is_set():
@@ -214,7 +256,7 @@ class DiagnoserNode(Node):
                              failures=self._counts["failures"], aborted=self._counts["aborted"],
                              current_perturbations=self._current, message=self.message)
         msg.header.stamp = self.get_clock().now().to_msg()
-        self.status_pub.publish(msg)
+        self._publish(self.status_pub, msg)
         if self.bag and not self.done.is_set():
             self.bag.write("/robomd/campaign/status", msg)
 
@@ -249,8 +291,20 @@ class DiagnoserNode(Node):
         executor.spin_once(timeout_sec=0.5)
 
     def on_interrupt(self) -> None:
-        """Ctrl-C: stop the campaign after the rollout in flight (it stays resumable)."""
+        """Ctrl-C: ROS is shut down, so the rollout in flight is abandoned (not stored) and the
+        campaign thread ends; :meth:`destroy_node` waits for it."""
         self._stop_requested = True
+        self._running.set()
+
+    def destroy_node(self) -> None:
+        """End the campaign thread (the bag is closed by it), then free the directory."""
+        self._stop_requested = True
+        self._running.set()
+        self._thread.join()
+        with self._poll_lock:
+            self._store.close()
+        self._dir_lock.close()
+        super().destroy_node()
 
     @property
     def exit_code(self) -> int:
@@ -261,7 +315,7 @@ class DiagnoserNode(Node):
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``diagnoser_node`` executable."""
     spin_node(DiagnoserNode, "diagnoser", threads=2,
-              fatal=(ConfigError, FileNotFoundError, ValueError), args=args)
+              fatal=(ConfigError, CampaignError, FileNotFoundError, ValueError), args=args)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,15 @@ that names the parameter and the fix. :func:`spin_node` is the body of every nod
 
 from __future__ import annotations
 
+import re
+import signal
 import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import rclpy
@@ -31,6 +34,7 @@ from rclpy.executors import (
     MultiThreadedExecutor,
     SingleThreadedExecutor,
 )
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 
@@ -41,6 +45,19 @@ T = TypeVar("T")
 
 #: Late joiners (a console started after the prompt, a report reader) still get the last message.
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+#: Where a world node writes rollout videos unless told otherwise (its ``video_dir`` parameter).
+DEFAULT_VIDEO_DIR = Path.home() / ".ros" / "robomd_videos"
+#: What a goal's ``rollout_id`` may be: it names files (``<video_dir>/<rollout_id>.mp4``), so no
+#: path separators, no leading dot, at most 64 characters.
+ROLLOUT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+
+
+def rollout_id_problem(rollout_id: str) -> str | None:
+    """Why ``rollout_id`` is refused, or None when it is a safe file name."""
+    if ROLLOUT_ID.fullmatch(rollout_id):
+        return None
+    return (f"rollout_id {rollout_id!r} is not a plain name: use 1-64 letters, digits, '_', '.' "
+            "or '-', not starting with '.' (it names the rollout's video file)")
 
 
 class ParameterError(ValueError):
@@ -132,6 +149,9 @@ def spin_node(make: Callable[[], Node], name: str, threads: int = 4,
         rclpy.logging.get_logger(name).fatal(str(exc))
         rclpy.try_shutdown()
         raise SystemExit(2) from None
+    except KeyboardInterrupt:  # Ctrl-C while the node was being built
+        rclpy.try_shutdown()
+        raise SystemExit(130) from None
     executor = (SingleThreadedExecutor() if threads == 1
                 else MultiThreadedExecutor(num_threads=threads))
     executor.add_node(node)
@@ -141,6 +161,9 @@ def spin_node(make: Callable[[], Node], name: str, threads: int = 4,
         if hasattr(node, "on_finished") and rclpy.ok():
             node.on_finished(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
+        # A Ctrl-C reaches every process of the terminal and the launcher then interrupts its
+        # nodes again: one interrupt is enough, a second must not break the clean-up.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if hasattr(node, "on_interrupt"):
             node.on_interrupt()
     finally:
@@ -229,6 +252,10 @@ class RolloutActionServer(Node):
         """
 
     def _check_goal(self, goal: ExecuteRollout.Goal) -> GoalResponse:
+        problem = rollout_id_problem(goal.rollout_id)
+        if problem is not None:
+            self.get_logger().warning(f"rejecting a rollout goal: {problem}")
+            return GoalResponse.REJECT
         if goal.max_steps < 1:
             self.get_logger().warning(f"rejecting rollout {goal.rollout_id}: max_steps must be "
                                       ">= 1")
@@ -257,8 +284,12 @@ class RolloutActionServer(Node):
                                 else report.duration)
         result.reason = report.reason
         result.video_path = report.video_path
-        if not rclpy.ok():
-            return result  # shutting down: the goal's state can no longer be published
+        if not rclpy.ok():  # shutting down: the goal ends aborted, but no one can be told
+            try:
+                handle.abort()
+            except rclpy_implementation.RCLError:  # raised by publishing the state, once set
+                pass
+            return result
         if report.status == RolloutStatus.CANCELLED and handle.is_cancel_requested:
             handle.canceled()
         elif report.status == RolloutStatus.COMPLETED:

@@ -3,10 +3,16 @@
 The diagnoser talks only to ``apply_perturbation``, ``reset_scene``, ``execute_rollout``,
 ``judge_rollout`` and ``camera/image_raw``, so a simulated and a real world are interchangeable.
 The node must be spun by an executor in another thread while these methods block.
+
+Requests go out from the campaign's thread while the executor's thread takes the answers. rclpy's
+``ActionClient`` registers a request only after sending it (ros2/rclpy#1123), so an answer taken
+in between was dropped ("Ignoring unexpected goal response") and the rollout aborted 30 s later:
+:class:`GuardedActionClient` makes the answers wait until the request is registered.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -17,12 +23,14 @@ import numpy as np
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from robomd_diagnoser.catalog import Catalog, CatalogError
 from robomd_diagnoser.ros.image import from_msg
+from robomd_diagnoser.ros.node import DEFAULT_VIDEO_DIR
 from robomd_diagnoser.world import (
     Outcome,
     PerturbationUnavailable,
@@ -44,12 +52,47 @@ _STATUS = {
 _TERMINAL = (GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED, GoalStatus.STATUS_CANCELED)
 
 
-def _wait(future, timeout: float, what: str):
+log = logging.getLogger(__name__)
+
+
+class RolloutInterrupted(RuntimeError):
+    """ROS shut down in this process (Ctrl-C) while a world request was in flight. Not a
+    :class:`WorldError`: the rollout is not stored, and a rerun of the campaign runs it."""
+
+
+class GuardedActionClient(ActionClient):
+    """An ``ActionClient`` whose answers wait until the request they answer is registered.
+
+    Hold :attr:`requesting` around every request sent from a thread other than the executor's
+    (``send_goal_async``, ``get_result_async``, ``cancel_goal_async``): rclpy sends a request and
+    only then records its sequence number, and :meth:`execute` (the executor's thread, with the
+    answer already taken) waits for the lock, so it always finds the request registered.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.requesting = threading.Lock()
+
+    async def execute(self, taken_data) -> None:
+        with self.requesting:
+            pass  # a request being sent from another thread is registered by now
+        await super().execute(taken_data)
+
+
+def _check_alive(node: Node) -> None:
+    if not node.context.ok():
+        raise RolloutInterrupted("ROS was shut down (interrupted); rerun to resume")
+
+
+def _wait(node: Node, future, timeout: float, what: str):
     done = threading.Event()
     future.add_done_callback(lambda _f: done.set())
-    if not done.wait(timeout):
-        future.cancel()
-        raise WorldError(f"{what}: no answer within {timeout:.1f} s (is the node running?)")
+    deadline = time.monotonic() + timeout
+    while not done.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+        _check_alive(node)
+        if time.monotonic() >= deadline:
+            future.cancel()
+            raise WorldError(f"{what}: no answer within {timeout:.1f} s (is the node running?)")
     return future.result()
 
 
@@ -62,16 +105,19 @@ class RosWorld:
     :param service_timeout: seconds to wait for a service answer or a server to appear.
     :param rollout_timeout: wall-clock limit per rollout; exceeded -> cancelled and ABORTED.
     :param image_timeout: seconds to wait for a fresh camera frame in :meth:`observe`.
+    :param video_dir: where the world node writes rollout videos; a ``video_path`` it returns
+        outside this directory is ignored (never read).
     """
 
     def __init__(self, node: Node, catalog: Catalog, *, namespace: str = "/robomd",
                  service_timeout: float = 10.0, rollout_timeout: float = 120.0,
-                 image_timeout: float = 10.0) -> None:
+                 image_timeout: float = 10.0, video_dir: str | Path = DEFAULT_VIDEO_DIR) -> None:
         self.catalog = catalog
         self.node = node
         self.service_timeout = service_timeout
         self.rollout_timeout = rollout_timeout
         self.image_timeout = image_timeout
+        self.video_dir = Path(video_dir).expanduser().resolve()
         ns = namespace.rstrip("/")
         group = ReentrantCallbackGroup()
         self._apply = node.create_client(ApplyPerturbation, f"{ns}/apply_perturbation",
@@ -79,7 +125,7 @@ class RosWorld:
         self._reset = node.create_client(ResetScene, f"{ns}/reset_scene", callback_group=group)
         self._judge = node.create_client(JudgeRollout, f"{ns}/judge_rollout",
                                          callback_group=group)
-        self._execute = ActionClient(node, ExecuteRollout, f"{ns}/execute_rollout",
+        self._execute = GuardedActionClient(node, ExecuteRollout, f"{ns}/execute_rollout",
                                      callback_group=group)
         self._feedback_topic = f"{ns}/execute_rollout/_action/feedback"
         self._frame_lock = threading.Condition()
@@ -109,6 +155,7 @@ class RosWorld:
             missing = [name for name, ready in waiting.items() if not ready()]
             if not missing:
                 return
+            _check_alive(self.node)
             if time.monotonic() > deadline:
                 raise WorldError(f"world not ready after {timeout:.0f} s: {', '.join(missing)} "
                                  "not available (is the world node running?)")
@@ -120,10 +167,12 @@ class RosWorld:
             self._frame_lock.notify_all()
 
     def _call(self, client, request, what: str):
-        if not client.wait_for_service(timeout_sec=self.service_timeout):
+        available = client.wait_for_service(timeout_sec=self.service_timeout)
+        _check_alive(self.node)
+        if not available:
             raise WorldError(f"{what}: service {client.srv_name} not available after "
                              f"{self.service_timeout:.0f} s (is the world node running?)")
-        return _wait(client.call_async(request), self.service_timeout, what)
+        return _wait(self.node, client.call_async(request), self.service_timeout, what)
 
     def reset(self, seed: int) -> None:
         """Return the scene to nominal with ``seed``."""
@@ -152,7 +201,8 @@ class RosWorld:
         deadline = time.monotonic() + self.image_timeout
         with self._frame_lock:
             while self._frame is None or self._frame_time < self._scene_changed:
-                left = deadline - time.monotonic()
+                _check_alive(self.node)
+                left = min(0.1, deadline - time.monotonic())
                 if left <= 0:
                     raise WorldError(f"no camera frame on camera/image_raw within "
                                      f"{self.image_timeout:.0f} s of the scene change")
@@ -164,7 +214,9 @@ class RosWorld:
         """Run one rollout through the ``execute_rollout`` action; faults come back ABORTED."""
         start = time.monotonic()
         self._rollout_id = uuid.uuid4().hex[:12]
-        if not self._execute.wait_for_server(timeout_sec=self.service_timeout):
+        available = self._execute.wait_for_server(timeout_sec=self.service_timeout)
+        _check_alive(self.node)
+        if not available:
             return RolloutResult(RolloutStatus.ABORTED, 0, 0.0,
                                  "execute_rollout server not available")
         self._video_path = ""
@@ -178,21 +230,25 @@ class RosWorld:
             if on_step is not None:
                 on_step(msg.feedback.step, msg.feedback.elapsed)
 
+        with self._execute.requesting:
+            sent = self._execute.send_goal_async(goal, feedback_callback=feedback)
         try:  # acceptance can be slow on a loaded machine; a goal given up on is preempted
-            handle = _wait(self._execute.send_goal_async(goal, feedback_callback=feedback),
-                           max(self.service_timeout, 30.0), "execute_rollout goal")
+            handle = _wait(self.node, sent, max(self.service_timeout, 30.0),
+                           "execute_rollout goal")
         except WorldError as exc:
             return RolloutResult(RolloutStatus.ABORTED, 0, time.monotonic() - start, str(exc))
         if handle is None or not handle.accepted:
             return RolloutResult(RolloutStatus.ABORTED, 0, time.monotonic() - start,
                                  "execute_rollout goal rejected")
-        result_future = handle.get_result_async()
+        with self._execute.requesting:
+            result_future = handle.get_result_async()
         done = threading.Event()
         result_future.add_done_callback(lambda _f: done.set())
         reason = ""
         server = self._server_endpoints()  # who accepted the goal
         checked = start
         while not done.wait(0.1):
+            _check_alive(self.node)
             now = time.monotonic()
             if should_stop is not None and should_stop():
                 reason = "cancelled by the diagnoser"
@@ -207,7 +263,8 @@ class RosWorld:
                     reason = ("execute_rollout server disappeared mid-rollout"
                               + (" (a new one has started)" if current else ""))
             if reason:
-                handle.cancel_goal_async()
+                with self._execute.requesting:
+                    handle.cancel_goal_async()
                 done.wait(2.0)
                 status = (RolloutStatus.CANCELLED if reason.startswith("cancelled")
                           else RolloutStatus.ABORTED)
@@ -220,7 +277,7 @@ class RosWorld:
             return RolloutResult(RolloutStatus.ABORTED, last_step[0], time.monotonic() - start,
                                  "execute_rollout server does not know the goal (restarted?)")
         res = wrapped.result
-        self._video_path = res.video_path
+        self._video_path = self._checked_video_path(res.video_path)
         status = _STATUS.get(res.status, RolloutStatus.ABORTED)
         if wrapped.status != GoalStatus.STATUS_SUCCEEDED and status == RolloutStatus.COMPLETED:
             status = RolloutStatus.ABORTED
@@ -232,6 +289,18 @@ class RosWorld:
         already up (a killed server stays in the graph until its DDS lease expires)."""
         return {bytes(info.endpoint_gid)
                 for info in self.node.get_publishers_info_by_topic(self._feedback_topic)}
+
+    def _checked_video_path(self, path: str) -> str:
+        """``path`` if it names an MP4 inside :attr:`video_dir`, else "" (with a warning): a world
+        node's answer never makes the diagnoser read an arbitrary file."""
+        if not path:
+            return ""
+        resolved = Path(path).expanduser().resolve()
+        if resolved.suffix != ".mp4" or not resolved.is_relative_to(self.video_dir):
+            log.warning("ignoring video_path %r of rollout %s: not an .mp4 inside the video "
+                        "directory %s", path, self._rollout_id, self.video_dir)
+            return ""
+        return str(resolved)
 
     @property
     def last_frames(self) -> list[np.ndarray]:
@@ -263,6 +332,14 @@ class RosWorld:
             self.node.destroy_node()
 
 
+def _spin(executor) -> None:
+    """Spin until the executor is shut down or ROS is (Ctrl-C ends the thread quietly)."""
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+
+
 class RosWorldFactory:
     """Picklable recipe for a :class:`RosWorld`, one per campaign environment.
 
@@ -272,11 +349,12 @@ class RosWorldFactory:
     :param catalog: path of the catalog YAML.
     :param namespaces: the world contract's namespace for each environment index.
     :param startup_timeout: seconds to wait for a world's node to come up.
-    :param timeouts: keyword arguments of :class:`RosWorld` (service/rollout/image timeouts).
+    :param timeouts: keyword arguments of :class:`RosWorld` (service/rollout/image timeouts,
+        video directory).
     """
 
     def __init__(self, catalog: str, namespaces: Sequence[str], startup_timeout: float = 120.0,
-                 **timeouts: float) -> None:
+                 **timeouts: float | str) -> None:
         self.catalog = catalog
         self.namespaces = list(namespaces)
         self.startup_timeout = startup_timeout
@@ -295,7 +373,8 @@ class RosWorldFactory:
         # arriving with a service answer delayed it by up to 3 s (see docs/ros.md).
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        threading.Thread(target=executor.spin, daemon=True, name=f"ros-world{index}").start()
+        threading.Thread(target=_spin, args=(executor,), daemon=True,
+                         name=f"ros-world{index}").start()
         world = RosWorld(node, load_catalog(self.catalog), namespace=self.namespaces[index],
                          **self.timeouts)
         world.own(executor)
