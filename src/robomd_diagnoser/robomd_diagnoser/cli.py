@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "robomd_diagnoser.commands.query",
     "robomd_diagnoser.commands.bench",
     "robomd_diagnoser.commands.check_interfaces",
+    "robomd_diagnoser.commands.space",
     "robomd_ur5e.commands.bringup_ur5e",
     "robomd_ur5e.commands.operator",
 )
