@@ -406,9 +406,9 @@ def _levels(entry: dict, factor: Factor, fam: str, target: str, where: str) -> t
                 "color to hue", "hue to"))
             continue
         if factor.size == 0:
-            if not isinstance(raw, str) or not _NAME_RE.match(raw):
-                raise CatalogError(f"{at}: factor {factor.name} takes names ([a-z0-9_]+), got "
-                                   f"{raw!r}")
+            if not isinstance(raw, str) or not re.match(r"^[A-Za-z0-9_]+$", raw):
+                raise CatalogError(f"{at}: factor {factor.name} takes names ([A-Za-z0-9_]+), "
+                                   f"got {raw!r}")
             values.append(raw)
             tokens.append(raw)
             continue
