@@ -450,8 +450,8 @@ def _levels(entry: dict, factor: Factor, fam: str, target: str, where: str) -> t
         if texts:
             text = texts[i]
         else:
-            text = factor.text(token if names is not None and factor.color else _shown(value),
-                               target)
+            named = names is not None and (factor.color or factor.size == 0)
+            text = factor.text(token.replace("_", " ") if named else _shown(value), target)
         levels.append(Level(fam, token, text, factor.name, target, value, factor.digital))
     return tuple(levels)
 

@@ -167,7 +167,7 @@ class FactorEditor:
         elif f == "light_intensity":
             m.light_diffuse[:] = m.light_diffuse * value[0]
         elif f == "light_direction":
-            rot = _euler_mat(np.radians([value[0], value[1], 0.0]))
+            rot = euler_mat(np.radians([value[0], value[1], 0.0]))
             m.light_dir[:] = m.light_dir @ rot.T
         elif f == "table_texture":
             top = [g for g in world.editor.visual_geoms("table")
@@ -177,7 +177,7 @@ class FactorEditor:
             m.cam_pos[self.camera_id] += np.asarray(value)
         elif f == "camera_orientation":
             q = np.zeros(4)
-            mujoco.mju_mat2Quat(q, _euler_mat(np.radians(value)).reshape(-1))
+            mujoco.mju_mat2Quat(q, euler_mat(np.radians(value)).reshape(-1))
             out = np.zeros(4)
             mujoco.mju_mulQuat(out, m.cam_quat[self.camera_id], q)
             m.cam_quat[self.camera_id] = out
@@ -195,7 +195,7 @@ class FactorEditor:
         elif f == "object_friction":
             m.geom_friction[world.editor.collision_geoms(level.target), 0] *= value[0]
         elif f == "distractors":
-            spots = self._support_spots()
+            spots = self.distractor_spots()
             for i, body in enumerate(self._distractors):
                 m.body_pos[body] = spots[i] if i < int(value[0]) else PARKED
         elif f == "object_position":
@@ -268,6 +268,12 @@ class FactorEditor:
         h.update(repr(self.image_ops).encode())
         return h.hexdigest()
 
+    def distractor_spots(self) -> np.ndarray:
+        """Where placed distractors stand (world frame), fixed by the first episode."""
+        if self._spots is None:
+            raise RuntimeError("distractor spots are fixed by the first episode reset")
+        return self._spots
+
     # ------------------------------------------------------------------ internals
 
     def _offset(self, target: str) -> np.ndarray:
@@ -295,17 +301,12 @@ class FactorEditor:
                           obj.bottom_z + half_z + 1e-3))
         return np.array(spots)
 
-    def _support_spots(self) -> np.ndarray:
-        if self._spots is None:
-            raise RuntimeError("distractor spots are fixed by the first episode reset")
-        return self._spots
-
 
 def _has_body(m: mujoco.MjModel, name: str) -> bool:
     return mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, name) >= 0
 
 
-def _euler_mat(angles: np.ndarray) -> np.ndarray:
+def euler_mat(angles: np.ndarray) -> np.ndarray:
     """Rotation matrix of intrinsic x-y-z Euler angles (radians)."""
     q = np.zeros(4)
     mujoco.mju_euler2Quat(q, np.asarray(angles, dtype=float), "xyz")

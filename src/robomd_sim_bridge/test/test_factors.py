@@ -197,3 +197,31 @@ def test_mass_edit_reaches_the_physics(world):
     assert world.model.body_subtreemass[body] == pytest.approx(
         20 * world.editor._nominal["body_subtreemass"][body])
     mujoco.mj_forward(world.model, world.data)
+
+
+XML_FIELDS = {"object_color": "geom_rgba", "table_texture": "geom_matid",
+              "light_intensity": "light_diffuse", "light_direction": "light_dir",
+              "camera_position": "cam_pos", "camera_orientation": "cam_quat",
+              "object_mass": "body_mass", "object_friction": "geom_friction",
+              "distractors": "body_pos"}
+
+
+@pytest.mark.parametrize("name", [n for n, f in FAMILIES.items() if f.factor in XML_FIELDS])
+def test_xml_rewrite_baseline_builds_the_same_member(world, name):
+    """The benchmark's slow path (rewrite the MJCF, rebuild) gives the in-place model."""
+    from robomd_sim_bridge.xml_rewrite import apply_by_xml_rewrite
+
+    family = FAMILIES[name]
+    member = f"{family.levels[-1].full_name}+image_noise_0p1"
+    field = XML_FIELDS[family.factor]
+    world.reset(0)
+    world.apply([member])
+    in_place = getattr(world.model, field).copy()
+    apply_by_xml_rewrite(world, [member])
+    try:
+        assert world.perturbations == (member,)
+        assert np.allclose(getattr(world.model, field), in_place, atol=1e-6)
+        assert world.factors.image_ops == [("image_noise", 0.1)]
+    finally:
+        world.load_xml(world.nominal_xml)
+        world.reset(0)

@@ -9,7 +9,8 @@ Measured side by side in one run:
   process hand-off);
 - latency of applying a perturbation by editing the loaded model in place versus the paper
   code's way (rewrite the model XML, rebuild the simulator and reset), also with the episode
-  reset counted on the in-place side.
+  reset counted on the in-place side; the same for a sample of the task's factor-space members
+  (``config/catalogs/<task>_factors.yaml``) when the task has one.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--apply-perturbations", type=int, default=6,
                    help="catalog perturbations timed each way, spread over the catalog "
                         "(default: %(default)s)")
+    p.add_argument("--apply-members", type=int, default=12,
+                   help="members of the task's factor space (config/catalogs/<task>_factors.yaml)"
+                        " timed each way, a seeded sample over orders (default: %(default)s)")
     p.add_argument("--json", action="store_true",
                    help="print the figures as JSON on stdout (the summary goes to stderr)")
     p.set_defaults(func=run)
@@ -122,6 +126,18 @@ def _throughput(spec: WorldSpec, workers: int, jobs: list[RolloutJob]) -> dict[s
             "failures": sum(1 for r in results if r.outcome is not None and not r.outcome.success)}
 
 
+def _apply_latency_families(spec: WorldSpec, members: int) -> dict[str, Any]:
+    """:func:`_apply_latency` over a seeded sample of the factor space's members (every order),
+    in a world built from the factor catalog (distractors included)."""
+    world = spec.build()
+    try:
+        space = world.catalog.space
+        names = [space.member(i).name for i in space.sample(members, seed=0)]
+        return _apply_latency(world, names)
+    finally:
+        world.close()
+
+
 def _apply_latency(world, names: list[str]) -> dict[str, Any]:
     """Median latency (ms, wall and CPU) of setting one perturbation three ways.
 
@@ -132,9 +148,9 @@ def _apply_latency(world, names: list[str]) -> dict[str, Any]:
     from robomd_sim_bridge.xml_rewrite import apply_by_xml_rewrite
 
     def edit(perts: list[str]) -> None:
-        world.editor.restore()
+        world.factors.restore()
         for name in perts:
-            world.editor.apply(world.catalog[name])
+            world.factors.apply(world.catalog[name])
 
     ways = {"edit": edit, "in_place": world.apply,
             "xml_rewrite": lambda perts: apply_by_xml_rewrite(world, perts)}
@@ -196,6 +212,17 @@ def run(args: argparse.Namespace) -> int:
         f"reset), XML rewrite + rebuild + reset {apply['xml_rewrite_ms']} ms: "
         f"{speedup_apply:.0f}x ({speedup_with_reset:.0f}x with the reset on both sides)")
 
+    families: dict[str, Any] = {}
+    factors_path = catalog_path.with_name(f"{args.task}_factors.yaml")
+    if factors_path.is_file():
+        say(f"apply, factor space {factors_path.name}: {args.apply_members} members each way...")
+        families = _apply_latency_families(
+            WorldSpec(str(factors_path), policy, camera_size=args.camera_size,
+                      horizon=args.horizon), args.apply_members)
+        say(f"  in-place edit {families['edit_ms']} ms ({families['in_place_ms']} ms with the "
+            f"reset), XML rewrite + rebuild + reset {families['xml_rewrite_ms']} ms: "
+            f"{families['xml_rewrite_ms'] / families['edit_ms']:.0f}x")
+
     perts = [()] + [(n,) for n in world.catalog.names]
     jobs = [RolloutJob(f"bench/{i}", perts[i % len(perts)], seed=i, max_steps=args.horizon)
             for i in range(args.rollouts)]
@@ -226,6 +253,12 @@ def run(args: argparse.Namespace) -> int:
         "apply_speedup_vs_xml": round(speedup_apply, 1),
         "apply_speedup_vs_xml_with_reset": round(speedup_with_reset, 1),
     }
+    if families:
+        result["apply_families"] = families
+        result["apply_speedup_vs_xml_families"] = round(
+            families["xml_rewrite_ms"] / families["edit_ms"], 1)
+        result["apply_speedup_vs_xml_families_with_reset"] = round(
+            families["xml_rewrite_ms"] / families["in_place_ms"], 1)
     say(f"floor {result['floor_rollouts_per_min']} rollouts/min; achieved/floor "
         f"{result['throughput_ratio_to_floor']}; 2-worker speedup {result['two_worker_speedup']}")
     if args.json:
