@@ -137,11 +137,6 @@ class Catalog:
         """Every name in index order (lists the whole space: use on small catalogs only)."""
         return [p.name for p in self]
 
-    @property
-    def singles(self) -> Catalog:
-        """The catalog without its space."""
-        return Catalog(self.task, self.perturbations, self.world, self.source)
-
     def index(self, name: str) -> int:
         """The index of ``name``; raises CatalogError for an unknown name."""
         if name in self._index:

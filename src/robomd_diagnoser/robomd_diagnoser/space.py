@@ -103,8 +103,8 @@ FACTORS: dict[str, Factor] = {f.name: f for f in (
            broadcast=True),
     Factor("object_mass", 1, 0.1, 20.0, False, None, _t("Scale the {t} mass by {v}")),
     Factor("object_friction", 1, 0.05, 5.0, False, None, _t("Scale the {t} friction by {v}")),
-    Factor("distractors", 1, 1.0, 4.0, False, "table",
-           _t("Add {v} distractor objects to the table")),
+    Factor("distractors", 1, 1.0, 4.0, False, "scene",
+           _t("Add {v} distractor objects beside the task object")),
     Factor("robot_joint_offset", 1, -0.5, 0.5, False, "robot",
            _t("Offset every robot start joint angle by {v} rad")),
     Factor("image_noise", 1, 0.0, 0.5, True, "image",
@@ -185,11 +185,6 @@ class Member:
     @property
     def order(self) -> int:
         return len(self.levels)
-
-    @property
-    def digital(self) -> bool:
-        """True if every level is digital (needs no operator on a real robot)."""
-        return all(e.digital for e in self.edits)
 
     def as_perturbation(self) -> Perturbation:
         """The member as a catalog entry (kind :data:`MEMBER_KIND`)."""
