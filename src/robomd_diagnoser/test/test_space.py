@@ -187,3 +187,19 @@ def test_real_lift_has_digital_families() -> None:
     catalog = load_catalog(find_config("catalogs/real_lift.yaml"))
     assert catalog.world == "real" and len(catalog.perturbations) == 11
     assert catalog.space is not None and all(f.digital for f in catalog.space.families)
+
+
+def test_a_sweep_visits_singles_then_members_alternating_orders() -> None:
+    from robomd_diagnoser.sweep import NOMINAL, sweep_jobs, swept_names
+
+    doc = _doc(order=3, perturbations=[{"name": "cube_red", "text": "Red cube", "kind": "color",
+                                        "target": "cube", "value": [1, 0, 0]}])
+    catalog = parse_catalog(doc)
+    names = swept_names(catalog, seed=0)
+    assert names[0] == "cube_red" and sorted(names[1:]) == sorted(
+        m.name for m in catalog.space)
+    assert [n.count("+") + 1 for n in names[1:4]] == [1, 2, 3]
+    assert names == swept_names(parse_catalog(doc), seed=0)  # resumable: same order again
+    jobs = sweep_jobs(catalog, 2, 0, 10)
+    assert jobs[0].key == f"sweep/{NOMINAL}/0" and jobs[1].perturbations == ("cube_red",)
+    assert len(jobs) == 2 * (1 + len(catalog))
