@@ -230,6 +230,15 @@ class PerturbationSpace:
     def __len__(self) -> int:
         return self._len
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PerturbationSpace):
+            return NotImplemented
+        return (self.families, self.order, self.combine) == (other.families, other.order,
+                                                              other.combine)
+
+    def __hash__(self) -> int:
+        return hash((self.families, self.order, self.combine))
+
     def __iter__(self) -> Iterator[Member]:
         return (self.member(i) for i in range(self._len))
 
