@@ -203,3 +203,19 @@ def test_a_sweep_visits_singles_then_members_alternating_orders() -> None:
     jobs = sweep_jobs(catalog, 2, 0, 10)
     assert jobs[0].key == f"sweep/{NOMINAL}/0" and jobs[1].perturbations == ("cube_red",)
     assert len(jobs) == 2 * (1 + len(catalog))
+
+
+def test_space_describe_command(capsys, tmp_path) -> None:
+    import argparse
+
+    from robomd_diagnoser.commands.space import describe
+
+    path = find_config("catalogs/lift_factors.yaml")
+    assert describe(argparse.Namespace(catalog=path, json=True)) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert len(info["families"]) >= 12 and info["members"] >= 5000 and info["order"] == 2
+    assert info["members_by_order"]["1"] == sum(len(f["levels"]) for f in info["families"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: lift\nfamilies:\n  - {name: x, factor: glow, values: [1]}\n")
+    assert describe(argparse.Namespace(catalog=bad, json=False)) == 2
+    assert "families[0] (x).factor: unknown factor 'glow'" in capsys.readouterr().err
