@@ -302,30 +302,23 @@ class PerturbationSpace:
         return self.member(index)
 
     def sample(self, n: int, seed: int = 0) -> list[int]:
-        """``n`` member indices drawn without replacement, spread over the orders: each order
-        gets an equal share (as far as it has members), seeded and deterministic.
+        """``n`` member indices without repetition, spread over the orders: the orders take
+        turns (as long as they have members left), and within an order the members come in a
+        seeded pseudo-random permutation (:func:`_permuted`, no list of the order's members).
 
-        The result for ``n`` is a prefix of the result for any larger ``n``, so a sample can
-        grow and earlier members keep their place.
+        Deterministic; the result for ``n`` is a prefix of the result for any larger ``n``, so a
+        sample can grow and earlier members keep their place.
         """
-        import numpy as np
-
         n = min(n, self._len)
-        ranges = [self.order_range(k) for k in range(1, self.order + 1)]
-        ranges = [r for r in ranges if len(r)]
-        rngs = [np.random.default_rng([seed, k]) for k in range(len(ranges))]
-        taken: list[set[int]] = [set() for _ in ranges]
+        ranges = [r for r in (self.order_range(k) for k in range(1, self.order + 1)) if len(r)]
+        taken = [0] * len(ranges)
         out: list[int] = []
         while len(out) < n:
             for k, r in enumerate(ranges):
-                if len(out) == n or len(taken[k]) == len(r):
+                if len(out) == n or taken[k] == len(r):
                     continue
-                while True:
-                    i = r.start + int(rngs[k].integers(len(r)))
-                    if i not in taken[k]:
-                        break
-                taken[k].add(i)
-                out.append(i)
+                out.append(r.start + _permuted(taken[k], len(r), _key(seed, k)))
+                taken[k] += 1
         return out
 
     def _make(self, index: int, edits: tuple[Level, ...]) -> Member:
@@ -343,6 +336,38 @@ class PerturbationSpace:
             "members": self._len,
             "members_by_order": {str(k): v for k, v in self.size_by_order().items()},
         }
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _key(seed: int, k: int) -> int:
+    return _mix(seed & _MASK64, k, 0x5EED)
+
+
+def _mix(value: int, key: int, salt: int) -> int:
+    """A 64-bit integer hash (splitmix64 finaliser over value, key and salt)."""
+    z = (value * 0x9E3779B97F4A7C15 + key * 0xBF58476D1CE4E5B9 + salt * 0x94D049BB133111EB
+         + 1) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _permuted(i: int, n: int, key: int) -> int:
+    """Position ``i`` of a keyed pseudo-random permutation of ``range(n)``: a 4-round Feistel
+    network on the smallest even-bit domain that holds ``n``, cycle-walking back into range.
+    A bijection, O(1) memory, the same in every process."""
+    half = max(1, ((n - 1).bit_length() + 1) // 2)
+    mask = (1 << half) - 1
+    x = i
+    while True:
+        left, right = x >> half, x & mask
+        for rnd in range(4):
+            left, right = right, left ^ (_mix(right, key, rnd) & mask)
+        x = (left << half) | right
+        if x < n:
+            return x
 
 
 # ---------------------------------------------------------------------------- parsing
