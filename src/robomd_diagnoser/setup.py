@@ -61,6 +61,7 @@ setup(
             "finetune = robomd_diagnoser.cli.finetune",
             "embed = robomd_diagnoser.cli.embed",
             "query = robomd_diagnoser.cli.query",
+            "space = robomd_diagnoser.cli.space",
             "bench = robomd_diagnoser.cli.bench",
             "check-interfaces = robomd_diagnoser.cli.check_interfaces",
         ],

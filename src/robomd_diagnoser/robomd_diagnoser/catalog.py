@@ -20,6 +20,11 @@ Value shapes by kind:
     size   -- MuJoCo half-sizes (x, y, z) in metres, 3 numbers in (0, 1] (the paper's
               "Resize cube to (0.04, 0.04, 0.04)" is half-sizes, i.e. an 8 cm cube)
     object -- the name of the object that replaces ``target`` (a string)
+
+A catalog may also declare ``families`` and ``combinations`` (see :mod:`robomd_diagnoser.space`):
+their members follow the single entries in index order, and ``catalog[name]`` resolves a member
+name (``cube_hue_120+table_color_red``) to a :class:`Perturbation` of kind ``factors`` whose
+``edits`` are the levels, without listing the space.
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from robomd_diagnoser.space import Level, PerturbationSpace
 
 KINDS = ("color", "light", "size", "object")
 #: Largest half-size a ``size`` perturbation may give, in metres (a 2 m object on a table).
@@ -51,6 +59,8 @@ class Perturbation:
     :param kind: one of :data:`KINDS`.
     :param target: what is changed (``cube``, ``table``, ``robot``, ``light``...).
     :param value: kind-specific value (tuple of floats, or an object name).
+    :param levels: for a space member, ((family, level), ...); empty for a single entry.
+    :param edits: for a space member, its levels (:class:`robomd_diagnoser.space.Level`).
     """
 
     name: str
@@ -58,53 +68,96 @@ class Perturbation:
     kind: str
     target: str
     value: tuple[float, ...] | str
+    levels: tuple[tuple[str, str], ...] = ()
+    edits: tuple[Level, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         value = self.value if isinstance(self.value, str) else list(self.value)
-        return {"name": self.name, "text": self.text, "kind": self.kind, "target": self.target,
-                "value": value}
+        out = {"name": self.name, "text": self.text, "kind": self.kind, "target": self.target,
+               "value": value}
+        if self.edits:
+            out["edits"] = [e.to_dict() for e in self.edits]
+        return out
 
 
 @dataclass(frozen=True)
 class Catalog:
-    """An ordered set of perturbations for one task; the order defines the action indices."""
+    """An ordered set of perturbations for one task; the order defines the action indices.
+
+    The single ``perturbations`` come first, then the members of ``space`` (if any), enumerated
+    lazily: ``len``, ``catalog[i]``, ``catalog[name]`` and :meth:`index` never list the space.
+    """
 
     task: str
     perturbations: tuple[Perturbation, ...]
     world: str = "sim"
     source: str = "<memory>"
+    space: PerturbationSpace | None = None
+    #: The catalog's ``families``/``combinations`` as written (the space's content, for
+    #: comparing stored settings); None without a space.
+    space_source: dict[str, Any] | None = field(default=None, compare=False)
     _by_name: dict[str, Perturbation] = field(default_factory=dict, init=False, repr=False,
                                               compare=False)
+    _index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._by_name.update({p.name: p for p in self.perturbations})
+        self._index.update({p.name: i for i, p in enumerate(self.perturbations)})
 
     def __len__(self) -> int:
-        return len(self.perturbations)
+        return len(self.perturbations) + (len(self.space) if self.space is not None else 0)
 
     def __iter__(self):
-        return iter(self.perturbations)
+        yield from self.perturbations
+        if self.space is not None:
+            for member in self.space:
+                yield member.as_perturbation()
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._find(name) is not None
 
     def __getitem__(self, key: int | str) -> Perturbation:
         if isinstance(key, str):
-            try:
-                return self._by_name[key]
-            except KeyError:
+            found = self._find(key)
+            if found is None:
+                known = (", ".join(self.names) if len(self) <= 100 else
+                         f"{len(self)} names; `robomd space describe {self.source}` lists the "
+                         "families")
                 raise CatalogError(
                     f"unknown perturbation {key!r} in catalog {self.source} (task {self.task}); "
-                    f"known: {', '.join(self.names)}") from None
-        return self.perturbations[key]
+                    f"known: {known}")
+            return found
+        singles = len(self.perturbations)
+        if key < 0:
+            key += len(self)
+        if key < singles or self.space is None:
+            return self.perturbations[key]
+        return self.space.member(key - singles).as_perturbation()
 
     @property
     def names(self) -> list[str]:
-        return [p.name for p in self.perturbations]
+        """Every name in index order (lists the whole space: use on small catalogs only)."""
+        return [p.name for p in self]
 
     def index(self, name: str) -> int:
-        return self.names.index(self[name].name)
+        """The index of ``name``; raises CatalogError for an unknown name."""
+        if name in self._index:
+            return self._index[name]
+        found = self.space.index_of(name) if self.space is not None else None
+        if found is None:
+            self[name]  # raises, naming the catalog
+        return len(self.perturbations) + found
 
     def subset(self, names: list[str]) -> Catalog:
         """A catalog with only ``names`` (in that order); unknown names raise CatalogError."""
         return Catalog(self.task, tuple(self[n] for n in names), self.world, self.source)
+
+    def _find(self, name: str) -> Perturbation | None:
+        single = self._by_name.get(name)
+        if single is not None or self.space is None:
+            return single
+        index = self.space.index_of(name)
+        return None if index is None else self.space.member(index).as_perturbation()
 
 
 def _value(kind: str, raw: Any, where: str) -> tuple[float, ...] | str:
@@ -141,19 +194,23 @@ def parse_catalog(data: Any, source: str = "<memory>") -> Catalog:
     """
     if not isinstance(data, dict):
         raise CatalogError(f"{source}: a catalog is a mapping with keys task, perturbations")
-    unknown = set(data) - {"task", "world", "description", "perturbations"}
+    unknown = set(data) - {"task", "world", "description", "perturbations", "families",
+                           "combinations"}
     if unknown:
         raise CatalogError(f"{source}: unknown top-level key(s) {sorted(unknown)}; allowed: "
-                           "task, world, description, perturbations")
+                           "task, world, description, perturbations, families, combinations")
     task = data.get("task")
     if not isinstance(task, str) or not task:
         raise CatalogError(f"{source}: 'task' must be a non-empty string (e.g. task: lift)")
     world = data.get("world", "sim")
     if world not in WORLDS:
         raise CatalogError(f"{source}: 'world' must be one of {WORLDS}, got {world!r}")
-    entries = data.get("perturbations")
-    if not isinstance(entries, list) or not entries:
-        raise CatalogError(f"{source}: 'perturbations' must be a non-empty list")
+    entries = data.get("perturbations", [] if "families" in data else None)
+    if not isinstance(entries, list) or not (entries or "families" in data):
+        raise CatalogError(f"{source}: 'perturbations' must be a non-empty list (or give "
+                           "'families')")
+    if "combinations" in data and "families" not in data:
+        raise CatalogError(f"{source}: 'combinations' needs 'families' to combine")
     perts: list[Perturbation] = []
     seen: set[str] = set()
     for i, entry in enumerate(entries):
@@ -182,7 +239,13 @@ def parse_catalog(data: Any, source: str = "<memory>") -> Catalog:
             raise CatalogError(f"{where}.target: a non-empty string is required")
         perts.append(Perturbation(name, entry["text"].strip(), entry["kind"], entry["target"],
                                   _value(entry["kind"], entry["value"], where)))
-    return Catalog(task, tuple(perts), world, source)
+    if "families" not in data:
+        return Catalog(task, tuple(perts), world, source)
+    from robomd_diagnoser.space import parse_space
+
+    space = parse_space(data["families"], data.get("combinations"), source, seen)
+    space_source = {"families": data["families"], "combinations": data.get("combinations")}
+    return Catalog(task, tuple(perts), world, source, space, space_source)
 
 
 def load_catalog(path: str | Path) -> Catalog:

@@ -62,11 +62,13 @@ class SweepSettings:
     def of(cls, catalog: Catalog, policy: str, seed: int, horizon: int, camera_size: int,
            robot: str) -> SweepSettings:
         """Settings for sweeping ``catalog``; see the class parameters."""
-        if NOMINAL in catalog.names:
+        if NOMINAL in catalog:
             raise CatalogError(f"{catalog.source}: a perturbation is named {NOMINAL!r}, which a "
                                "sweep reserves for the unperturbed scene; rename it")
-        return cls(catalog.task, policy, tuple(p.to_dict() for p in catalog), seed, horizon,
-                   camera_size, robot)
+        content = tuple(p.to_dict() for p in catalog.perturbations)
+        if catalog.space_source is not None:  # the space's definition, not its members
+            content += ({"space": catalog.space_source},)
+        return cls(catalog.task, policy, content, seed, horizon, camera_size, robot)
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -97,7 +99,8 @@ def check_settings(store: RolloutStore, settings: SweepSettings) -> None:
 
 def sweep_jobs(catalog: Catalog, rollouts: int, seed: int, max_steps: int,
                video_dir: Path | None = None) -> list[RolloutJob]:
-    """The sweep's jobs, repetition by repetition: nominal, then each perturbation alone.
+    """The sweep's jobs, repetition by repetition: nominal, then each perturbation alone (in
+    :func:`swept_names` order).
 
     :param catalog: the perturbations to sweep.
     :param rollouts: repetitions per perturbation (and of the nominal scene).
@@ -107,11 +110,24 @@ def sweep_jobs(catalog: Catalog, rollouts: int, seed: int, max_steps: int,
     """
     if rollouts < 1:
         raise ValueError(f"rollouts must be >= 1, got {rollouts}")
-    sets = [(NOMINAL, ())] + [(p.name, (p.name,)) for p in catalog]
+    sets = [(NOMINAL, ())] + [(name, (name,)) for name in swept_names(catalog, seed)]
     return [RolloutJob(key=f"{KEY_PREFIX}{name}/{i}", perturbations=perts, seed=seed + i,
                        max_steps=max_steps,
                        video=str(video_dir / name / f"{i}.mp4") if video_dir else None)
             for i in range(rollouts) for name, perts in sets]
+
+
+def swept_names(catalog: Catalog, seed: int) -> list[str]:
+    """The perturbations a sweep visits, in order: the single entries in catalog order, then
+    (for a catalog with a factor space) every member in a seeded order that alternates between
+    combination orders (:meth:`PerturbationSpace.sample`), so the first rollouts of a sweep
+    (``--limit``) cover singles, pairs and triples alike and a rerun continues the same order.
+    """
+    names = [p.name for p in catalog.perturbations]
+    space = catalog.space
+    if space is not None:
+        names += [space.member(i).name for i in space.sample(len(space), seed)]
+    return names
 
 
 def run_jobs(store: RolloutStore, pool: JobPool, jobs: Iterable[RolloutJob],
@@ -181,9 +197,12 @@ def sweep_table(store: RolloutStore, catalog: Catalog, rollouts: int) -> list[Sw
 
     nominal = rate(())
     rows = [SweepRow(NOMINAL, NOMINAL_TEXT, nominal, False)]
-    for p in catalog:
-        r = rate((p.name,))
-        rows.append(SweepRow(p.name, p.text, r, r.n > 0 and nominal.n > 0 and r.lo > nominal.hi))
+    for name in swept_names(catalog, 0):
+        r = rate((name,))
+        if catalog.space is not None and r.n == 0:
+            continue  # a factor space is swept in part: list what was rolled out
+        rows.append(SweepRow(name, catalog[name].text, r,
+                             r.n > 0 and nominal.n > 0 and r.lo > nominal.hi))
     return rows
 
 

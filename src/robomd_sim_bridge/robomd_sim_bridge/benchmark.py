@@ -10,7 +10,8 @@ Measured side by side in one run:
   process hand-off);
 - latency of applying a perturbation by editing the loaded model in place versus the paper
   code's way (rewrite the model XML, rebuild the simulator and reset), also with the episode
-  reset counted on the in-place side.
+  reset counted on the in-place side; the same for a sample of the task's factor-space members
+  (``config/catalogs/<task>_factors.yaml``) when the task has one.
 """
 
 from __future__ import annotations
@@ -101,6 +102,18 @@ def _throughput(spec: WorldSettings, workers: int, jobs: list[RolloutJob]) -> di
             "failures": sum(1 for r in results if r.outcome is not None and not r.outcome.success)}
 
 
+def _apply_latency_families(spec: WorldSettings, members: int) -> dict[str, Any]:
+    """:func:`_apply_latency` over a seeded sample of the factor space's members (every order),
+    in a world built from the factor catalog (distractors included)."""
+    world = spec.build()
+    try:
+        space = world.catalog.space
+        names = [space.member(i).name for i in space.sample(members, seed=0)]
+        return _apply_latency(world, names)
+    finally:
+        world.close()
+
+
 def _apply_latency(world, names: list[str]) -> dict[str, Any]:
     """Median latency (ms, wall and CPU) of setting one perturbation three ways.
 
@@ -111,9 +124,9 @@ def _apply_latency(world, names: list[str]) -> dict[str, Any]:
     from robomd_sim_bridge.xml_rewrite import apply_by_xml_rewrite
 
     def edit(perts: list[str]) -> None:
-        world.editor.restore()
+        world.factors.restore()
         for name in perts:
-            world.editor.apply(world.catalog[name])
+            world.factors.apply(world.catalog[name])
 
     ways = {"edit": edit, "in_place": world.apply,
             "xml_rewrite": lambda perts: apply_by_xml_rewrite(world, perts)}
@@ -135,9 +148,10 @@ def _apply_latency(world, names: list[str]) -> dict[str, Any]:
 
 
 def measure(task: str, policy: str, camera_size: int, horizon: int, steps_timed: int,
-            rollouts: int, apply_perturbations: int,
+            rollouts: int, apply_perturbations: int, apply_members: int,
             say: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
-    """Per-step costs, throughput with 1 and 2 workers, and in-place vs XML perturbation.
+    """Per-step costs, throughput with 1 and 2 workers, and in-place vs XML perturbation (catalog
+    entries, and members of the task's factor space when it has one).
 
     :param task: task (its catalog under config/catalogs).
     :param policy: policy spec; ``auto`` = the shipped bc policy if present, else expert.
@@ -146,6 +160,7 @@ def measure(task: str, policy: str, camera_size: int, horizon: int, steps_timed:
     :param steps_timed: control steps timed for the per-step costs.
     :param rollouts: rollouts per throughput measurement.
     :param apply_perturbations: catalog perturbations timed each way.
+    :param apply_members: factor-space members timed each way.
     :param say: progress lines.
     """
     import torch
@@ -182,6 +197,17 @@ def measure(task: str, policy: str, camera_size: int, horizon: int, steps_timed:
         f"reset), XML rewrite + rebuild + reset {apply['xml_rewrite_ms']} ms: "
         f"{speedup_apply:.0f}x ({speedup_with_reset:.0f}x with the reset on both sides)")
 
+    families: dict[str, Any] = {}
+    factors_path = catalog_path.with_name(f"{task}_factors.yaml")
+    if factors_path.is_file():
+        say(f"apply, factor space {factors_path.name}: {apply_members} members each way...")
+        families = _apply_latency_families(
+            WorldSettings(catalog=str(factors_path), policy=policy, camera_size=camera_size,
+                      horizon=horizon), apply_members)
+        say(f"  in-place edit {families['edit_ms']} ms ({families['in_place_ms']} ms with the "
+            f"reset), XML rewrite + rebuild + reset {families['xml_rewrite_ms']} ms: "
+            f"{families['xml_rewrite_ms'] / families['edit_ms']:.0f}x")
+
     perts = [()] + [(n,) for n in world.catalog.names]
     jobs = [RolloutJob(f"bench/{i}", perts[i % len(perts)], seed=i, max_steps=horizon)
             for i in range(rollouts)]
@@ -212,6 +238,15 @@ def measure(task: str, policy: str, camera_size: int, horizon: int, steps_timed:
         "apply_speedup_vs_xml": round(speedup_apply, 1),
         "apply_speedup_vs_xml_with_reset": round(speedup_with_reset, 1),
     }
+    if families:
+        result["apply_families"] = families
+        result["apply_speedup_vs_xml_families"] = round(
+            families["xml_rewrite_ms"] / families["edit_ms"], 1)
+        result["apply_speedup_vs_xml_families_with_reset"] = round(
+            families["xml_rewrite_ms"] / families["in_place_ms"], 1)
+        # The same in process CPU time: independent of other load on the machine.
+        result["apply_speedup_vs_xml_families_cpu"] = round(
+            families["xml_rewrite_cpu_ms"] / families["edit_cpu_ms"], 1)
     say(f"floor {result['floor_rollouts_per_min']} rollouts/min; achieved/floor "
         f"{result['throughput_ratio_to_floor']}; 2-worker speedup {result['two_worker_speedup']}")
     return result

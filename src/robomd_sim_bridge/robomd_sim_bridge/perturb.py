@@ -35,12 +35,14 @@ RESTORED_FIELDS = (
     "body_subtreemass", "body_invweight0", "dof_invweight0", "dof_M0", "tendon_invweight0",
     "tendon_length0", "actuator_acc0", "actuator_length0", "cam_pos0", "cam_mat0", "cam_poscom0",
     "light_pos0", "light_dir0", "light_poscom0",
+    # written by factor-family levels (robomd_sim_bridge.factors)
+    "light_dir", "cam_pos", "cam_quat", "geom_friction",
 )
 #: Arrays hashed by :meth:`SceneEditor.digest`: everything restored plus the rest of the
 #: appearance and placement a perturbation could plausibly touch.
 DIGEST_FIELDS = RESTORED_FIELDS + (
-    "geom_quat", "geom_type", "geom_friction", "body_quat", "body_ipos", "body_iquat", "mat_rgba",
-    "light_pos", "light_dir", "light_specular", "light_ambient", "qpos0",
+    "geom_quat", "geom_type", "body_quat", "body_ipos", "body_iquat", "mat_rgba",
+    "light_pos", "light_specular", "light_ambient", "qpos0",
 )
 _STAT_FIELDS = ("meaninertia", "meanmass", "meansize", "extent", "center")
 #: robosuite's TableArena puts each leg this far in from the table's corner (x and y).

@@ -40,7 +40,13 @@ from robomd_diagnoser.world import (
     RolloutStatus,
     StepCallback,
 )
-from robomd_sim_bridge.perturb import SceneEditor, check_perturbation
+from robomd_sim_bridge.factors import (
+    FactorEditor,
+    check_catalog,
+    needs_distractors,
+    with_distractors,
+)
+from robomd_sim_bridge.perturb import SceneEditor
 from robomd_sim_bridge.tasks import task_spec
 
 PRIVILEGED_KEYS = ("object_pos", "object_quat", "goal_pos")
@@ -141,8 +147,7 @@ class RobosuiteWorld:
                  control_freq: int = 20, record: bool = False,
                  video_size: int | None = None) -> None:
         self.spec = task_spec(catalog.task)
-        for p in catalog:
-            check_perturbation(self.spec, p)
+        check_catalog(self.spec, catalog)
         load_llvm_users_before_gl()
         import robosuite
 
@@ -167,6 +172,10 @@ class RobosuiteWorld:
         self._scene_option.geomgroup[1] = 1  # visual geoms only, as robosuite renders
         self._scene_option.sitegroup[:] = 0
         self._bind()
+        if distractors := needs_distractors(catalog):  # part of the model from the start
+            self.env.reset_from_xml_string(with_distractors(self.env.sim.model.get_xml(),
+                                                            distractors))
+            self._bind()
         cameras = [self.model.camera(i).name for i in range(self.model.ncam)]
         if camera not in cameras:
             raise ValueError(f"camera {camera!r} is not in the {self.spec.env_name} scene; "
@@ -190,6 +199,7 @@ class RobosuiteWorld:
         self._applied: tuple[str, ...] = ()
         self._seed = 0
         self._last: _Rollout | None = None
+        self.factors = FactorEditor(self)
         self._reset_episode(0)
 
     # ------------------------------------------------------------------ World protocol
@@ -199,7 +209,7 @@ class RobosuiteWorld:
 
         :param seed: seeds object placement and the robot's initial joint noise.
         """
-        self.editor.restore()
+        self.factors.restore()
         self._applied = ()
         self._reset_episode(seed)
 
@@ -215,9 +225,9 @@ class RobosuiteWorld:
         :raises PerturbationUnavailable: if resized objects cannot be placed without overlap.
         """
         perts = [self.catalog[name] for name in perturbations]
-        self.editor.restore()
+        self.factors.restore()
         for p in perts:
-            self.editor.apply(p)
+            self.factors.apply(p)
         self._applied = tuple(perturbations)
         self._reset_episode(self._seed)
 
@@ -255,7 +265,7 @@ class RobosuiteWorld:
             if self.record:
                 self.last_frames.append(self._frame(obs))
             action = as_action(self.policy.act(obs), f"policy {type(self.policy).__name__}")
-            self.env.step(action)
+            self.env.step(self.factors.perturb_action(action))
             steps += 1
             if not np.all(np.isfinite(self.data.qpos)):
                 status, reason = RolloutStatus.ABORTED, f"simulation diverged at step {steps}"
@@ -334,7 +344,8 @@ class RobosuiteWorld:
             renderer = self._renderers[size] = mujoco.Renderer(self.model, size, size)
         renderer.update_scene(self.data, camera=camera or self.camera,
                               scene_option=self._scene_option)
-        return renderer.render()
+        image = renderer.render()
+        return self.factors.corrupt(image) if camera in (None, self.camera) else image
 
     def object_state(self, target: str) -> ObjectState:
         """Privileged state of a task target (``cube``, ``peg``...), world frame.
@@ -371,8 +382,9 @@ class RobosuiteWorld:
         return float(np.clip(frac, 0.0, 1.0))
 
     def model_digest(self) -> str:
-        """Hash of the model arrays perturbations can touch (equal to nominal after reset)."""
-        return self.editor.digest()
+        """Hash of the model arrays perturbations can touch and of the episode-level and digital
+        edits (equal to nominal after reset)."""
+        return f"{self.editor.digest()}:{self.factors.state_digest()}"
 
     def load_xml(self, xml: str, perturbations: Sequence[str] = ()) -> None:
         """Rebuild the simulator from MJCF text of this scene (robosuite's
@@ -422,6 +434,7 @@ class RobosuiteWorld:
                 grow = self.editor.bounds(name)[1] - self.editor.bounds(name, nominal=True)[1]
                 self.data.qpos[adr + 2] += grow[2]
             mujoco.mj_forward(self.model, self.data)
+            self.factors.on_reset(seed)
             if not self._objects_overlap():
                 break
         else:

@@ -112,9 +112,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_table(rows: list) -> None:
-    print(f"{'perturbation':<24} {'fail':>9} {'rate':>6}  {'95% interval':<15} above nominal")
+    width = max(24, *(len(r.name) for r in rows))  # space members have long names
+    print(f"{'perturbation':<{width}} {'fail':>9} {'rate':>6}  {'95% interval':<15} above nominal")
     for r in rows:
         fr = r.rate
         rate = f"{fr.rate:.2f}" if fr.n else "-"
-        print(f"{r.name:<24} {fr.failures:>4}/{fr.n:<4} {rate:>6}  [{fr.lo:.2f}, {fr.hi:.2f}]"
+        print(f"{r.name:<{width}} {fr.failures:>4}/{fr.n:<4} {rate:>6}  [{fr.lo:.2f}, {fr.hi:.2f}]"
               f"{'':<4} {'yes' if r.above_nominal else ''}")

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--apply-perturbations", type=int, default=6,
                    help="catalog perturbations timed each way, spread over the catalog "
                         "(default: %(default)s)")
+    p.add_argument("--apply-members", type=int, default=12,
+                   help="members of the task's factor space (config/catalogs/<task>_factors.yaml)"
+                        " timed each way, a seeded sample over orders (default: %(default)s)")
     p.add_argument("--json", action="store_true",
                    help="print the figures as JSON on stdout (the summary goes to stderr)")
     p.set_defaults(func=run)
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from robomd_sim_bridge.benchmark import measure
 
     result = measure(args.task, args.policy, args.camera_size, args.horizon, args.steps,
-                     args.rollouts, args.apply_perturbations,
+                     args.rollouts, args.apply_perturbations, args.apply_members,
                      say=lambda m: print(m, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(result, indent=2))
