@@ -1,0 +1,302 @@
+"""Tests of the Ray rollout pool: the local pool's conformance tests, lost actors and nodes, and a
+driver killed mid-sweep. Every test starts and stops its own Ray (small, no dashboard)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+import test_executor  # noqa: E402
+from test_executor import (  # noqa: E402,F401  (re-run here against the Ray pool)
+    BrokenFactory,
+    FakeFactory,
+    FakeWorld,
+    jobs,
+    test_pool_reports_a_failing_job_and_stays_usable,
+    test_pool_runs_every_job_exactly_once_on_two_workers,
+    test_pool_streams_results_before_all_jobs_finish,
+)
+
+from robomd_diagnoser.catalog import Catalog, Perturbation  # noqa: E402
+from robomd_diagnoser.executor import (  # noqa: E402
+    LocalPoolExecutor,
+    RolloutJob,
+    RolloutJobError,
+)
+from robomd_diagnoser.ray_pool import RayPool  # noqa: E402
+from robomd_diagnoser.table_world import TableWorld  # noqa: E402
+from robomd_diagnoser.world import RolloutStatus  # noqa: E402
+
+# Test modules are not installed on the workers: ship their classes with the pickles.
+ray.cloudpickle.register_pickle_by_value(test_executor)
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+TABLE = Catalog("table", tuple(Perturbation(n, n, "color", "cube", (1, 0, 0, 1))
+                               for n in ("red", "blue", "green", "big")))
+RATES = {"red": 0.9, "blue": 0.5, "green": 0.2, "big": 0.0}
+
+
+@dataclass(frozen=True)
+class TableFactory:
+    """A picklable table world; ``exit_on_seed`` kills the worker's process in that rollout."""
+
+    rollout_seconds: float = 0.0
+    exit_on_seed: int | None = None
+
+    def __call__(self) -> TableWorld:
+        world = TableWorld(TABLE, RATES, nominal_rate=0.1, rollout_seconds=self.rollout_seconds)
+        if self.exit_on_seed is not None:
+            execute, bad = world.execute, self.exit_on_seed
+
+            def dying(max_steps, seed, *args, **kwargs):
+                if seed == bad:
+                    os._exit(1)
+                return execute(max_steps, seed, *args, **kwargs)
+
+            world.execute = dying
+        return world
+
+
+def table_jobs(n: int) -> list[RolloutJob]:
+    sets = [(), ("red",), ("blue",), ("green",), ("big",), ("blue", "green")]
+    return [RolloutJob(f"t/{i}", sets[i % len(sets)], seed=i, max_steps=30) for i in range(n)]
+
+
+def _init(tmp: Path) -> None:
+    # Logical CPUs: room for the module's pool and one more of two actors (tiny worlds).
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+             logging_level="WARNING", _temp_dir=str(tmp))
+
+
+@pytest.fixture
+def short_tmp():
+    """A short directory for Ray's sessions (its socket paths must stay under 108 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="rmd", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    path = Path(tempfile.mkdtemp(prefix="rmd", dir="/tmp"))
+    _init(path)
+    yield
+    ray.shutdown()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pool(local_ray):
+    """What the conformance tests imported from test_executor run against."""
+    with RayPool(FakeFactory(delay=0.05), workers=2) as ex:
+        yield ex
+
+
+def test_ray_pool_pulls_a_job_only_when_an_actor_is_free(local_ray):
+    pulled: list[str] = []
+
+    def source():
+        for job in jobs(12):
+            pulled.append(job.key)
+            yield job
+
+    with RayPool(FakeFactory(delay=1.0), workers=2) as ex:
+        results = ex.map_unordered(source())
+        next(results)
+        assert len(pulled) == 2  # one per actor, nothing queued ahead
+        results.close()
+        # The abandoned rollout still running does not leak into the next iteration.
+        assert sorted(r.job.key for r in ex.map_unordered(jobs(3))) == ["job/0", "job/1", "job/2"]
+
+
+def test_ray_pool_reports_a_world_that_cannot_be_built(local_ray):
+    with RayPool(BrokenFactory(), workers=1) as ex:
+        with pytest.raises(RolloutJobError, match="(?s)could not build its world.*bc.pt missing"):
+            list(ex.map_unordered(jobs(1)))
+
+
+def test_ray_pool_gives_the_local_pools_outcomes_for_the_same_seeds(local_ray):
+    todo = table_jobs(24)
+    with RayPool(TableFactory(), workers=2) as ex:
+        on_ray = {r.job.key: (r.result.status, r.outcome.success, r.result.steps)
+                  for r in ex.map_unordered(todo)}
+    with LocalPoolExecutor(TableFactory(), workers=2) as ex:
+        local = {r.job.key: (r.result.status, r.outcome.success, r.result.steps)
+                 for r in ex.map_unordered(todo)}
+    assert on_ray == local
+    assert {s for _, s, _ in local.values()} == {True, False}  # not trivially equal
+
+
+def test_a_killed_actor_loses_no_job_and_is_replaced(local_ray):
+    todo = table_jobs(10)
+    with RayPool(TableFactory(rollout_seconds=0.3), workers=2) as ex:
+        results, killed = [], None
+        for res in ex.map_unordered(todo):
+            results.append(res)
+            if killed is None:  # SIGKILL the other actor, busy with its rollout
+                pids = {a.pid for a in ex._actors.values()} - {res.worker}
+                killed = pids.pop()
+                os.kill(killed, signal.SIGKILL)
+        assert sorted(r.job.key for r in results) == sorted(j.key for j in todo)
+        assert all(r.result.status == RolloutStatus.COMPLETED for r in results)
+        assert ex.lost_actors == 1
+        assert killed not in {r.worker for r in results[1:]}
+        assert len({r.worker for r in results[1:]}) == 2  # the replacement took jobs
+
+
+def test_a_job_whose_actor_keeps_dying_is_aborted_not_failed(local_ray):
+    todo = table_jobs(4)
+    with RayPool(TableFactory(exit_on_seed=2), workers=2, max_retries=1) as ex:
+        results = {r.job.key: r for r in ex.map_unordered(todo)}
+        assert sorted(results) == sorted(j.key for j in todo)
+        bad = results["t/2"]
+        assert bad.result.status == RolloutStatus.ABORTED and bad.outcome is None
+        assert "lost 2 times" in bad.result.reason
+        assert bad.to_record("/tmp").success is None  # never counted as a policy failure
+        assert ex.lost_actors == 2
+        assert all(r.outcome is not None for k, r in results.items() if k != "t/2")
+
+
+def test_a_video_comes_back_to_the_driver(local_ray, tmp_path):
+    pytest.importorskip("imageio.v2")
+    path = tmp_path / "videos" / "0.mp4"
+    with RayPool(FakeFactory(), workers=1) as ex:
+        (res,) = ex.map_unordered([RolloutJob("v", (), 0, 5, video=str(path))])
+    assert path.stat().st_size > 0 and res.job.video == str(path)
+
+
+def test_removing_a_node_mid_sweep_loses_and_repeats_nothing(short_tmp):
+    """Two nodes of one CPU each; the second is removed (processes killed) mid-sweep, then a new
+    node joins and the pool, sized by the cluster, grows onto it."""
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()  # the module's local Ray, if any
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": False, "temp_dir": str(short_tmp),
+        "_system_config": {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
+                           "health_check_failure_threshold": 2}})
+    try:
+        node = cluster.add_node(num_cpus=1)
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+        cluster.wait_for_nodes()
+        todo = table_jobs(24)
+        seen: list[str] = []
+        events = {}
+
+        def source():
+            for i, job in enumerate(todo):
+                if i == 6:
+                    cluster.remove_node(node, allow_graceful=False)
+                    events["removed"] = len(seen)
+                if i == 12:
+                    cluster.add_node(num_cpus=1)
+                    events["added"] = len(seen)
+                yield job
+
+        with RayPool(TableFactory(rollout_seconds=0.3), workers=None) as ex:
+            ex.start()
+            assert ex.workers == 2
+            workers = []
+            for res in ex.map_unordered(source()):
+                seen.append(res.job.key)
+                workers.append(res.worker)
+                assert res.result.status == RolloutStatus.COMPLETED
+            assert sorted(seen) == sorted(j.key for j in todo)  # none lost, none twice
+            assert ex.lost_actors >= 1
+            assert ex.workers == 2  # the joined node's CPU counts again
+            late = set(workers[events["added"] + 4:])
+            assert len(late) == 2, "the pool did not use the node that joined"
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+DRIVER = textwrap.dedent("""
+    import sys
+    from robomd_diagnoser.ray_pool import RayPool
+    from robomd_diagnoser.store import RolloutStore
+    from robomd_diagnoser.sweep import run_jobs
+    from test_ray_pool import TableFactory, table_jobs
+
+    with RolloutStore(sys.argv[1]) as store, RayPool(
+            TableFactory(rollout_seconds=0.15), workers=2,
+            init_kwargs={"num_cpus": 2, "_temp_dir": sys.argv[2]}) as pool:
+        run_jobs(store, pool, table_jobs(40), progress=False)
+""")
+
+
+def _ray_processes(tmp: Path) -> list[int]:
+    import psutil
+
+    pids = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if any(str(tmp) in part for part in p.info["cmdline"] or ()):
+                pids.append(p.info["pid"])
+        except psutil.Error:
+            pass
+    return pids
+
+
+def test_a_driver_killed_mid_sweep_resumes_from_the_store(tmp_path, short_tmp):
+    db, raytmp = tmp_path / "rollouts.sqlite", short_tmp
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-c", DRIVER, str(db), str(raytmp)]
+
+    def stored() -> int:
+        if not db.exists():
+            return 0
+        with sqlite3.connect(db) as con:
+            try:
+                return con.execute("SELECT COUNT(*) FROM rollouts").fetchone()[0]
+            except sqlite3.OperationalError:
+                return 0
+
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while stored() < 6 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = stored()
+    assert 6 <= first < 40
+    # Ray's own reaper stops the killed driver's local cluster.
+    for _ in range(100):
+        if not _ray_processes(raytmp):
+            break
+        time.sleep(0.2)
+    assert not _ray_processes(raytmp), "the killed driver's Ray kept running"
+
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT key, COUNT(*) FROM rollouts GROUP BY key").fetchall()
+    assert sorted(k for k, _ in rows) == sorted(j.key for j in table_jobs(40))
+    assert {n for _, n in rows} == {1}
+    # What the resumed sweep stored is what an uninterrupted run gives.
+    from robomd_diagnoser.store import RolloutStore
+
+    with RolloutStore(db) as store:
+        got = {r.key: r.success for r in store.records("t/")}
+    world = TableFactory()()
+    for job in table_jobs(40):
+        world.reset(job.seed)
+        world.apply(job.perturbations)
+        world.execute(job.max_steps, job.seed)
+        assert got[job.key] == world.judge().success, job.key
+    assert not _ray_processes(raytmp)
