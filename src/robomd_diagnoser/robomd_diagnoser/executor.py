@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from robomd_diagnoser.world import (
     World,
     WorldError,
 )
+
+if TYPE_CHECKING:
+    from robomd_diagnoser.config import ExecutorConfig
 
 WorldFactory = Callable[[], World]
 """A picklable zero-argument callable that builds a world (called once per worker process)."""
@@ -351,14 +354,26 @@ class LocalPoolExecutor:
         self.close()
 
 
-def make_executor(world_factory: WorldFactory,
-                  workers: int) -> InProcessExecutor | LocalPoolExecutor:
-    """An in-process executor for one worker, else a local process pool.
+def make_executor(world_factory: WorldFactory, workers: int | None,
+                  executor: ExecutorConfig | None = None,
+                  jobs: int | None = None) -> RolloutExecutor:
+    """The executor ``executor`` describes (default local): for local, an in-process executor
+    for one worker, else a process pool; for ray, a :class:`~robomd_diagnoser.ray_pool.RayPool`.
 
     :param world_factory: builds the world(s).
-    :param workers: number of parallel worlds.
+    :param workers: number of parallel worlds; None: 1 locally, the cluster's size on Ray.
+    :param executor: the backend and its settings.
+    :param jobs: the number of jobs to run, if known (no more worlds than that are started).
     """
-    if workers <= 1:
+    if workers is not None and jobs is not None:
+        workers = min(workers, jobs)
+    if executor is not None and executor.type == "ray":
+        from robomd_diagnoser.ray_pool import RayPool
+
+        return RayPool(world_factory, workers, address=executor.address,
+                       cpus_per_world=executor.cpus_per_world,
+                       gpus_per_world=executor.gpus_per_world, max_workers=jobs)
+    if workers is None or workers <= 1:
         return InProcessExecutor(world_factory(), close_world=True)
     return LocalPoolExecutor(world_factory, workers)
 

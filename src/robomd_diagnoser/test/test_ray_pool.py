@@ -178,6 +178,32 @@ def test_a_video_comes_back_to_the_driver(local_ray, tmp_path):
     assert path.stat().st_size > 0 and res.job.video == str(path)
 
 
+def test_a_campaign_on_ray_stores_what_the_local_campaign_stores(local_ray, tmp_path):
+    """``executor: {type: ray}``: each environment drives a world in a Ray actor."""
+    from diagnosis_fixtures import write_campaign
+
+    from robomd_diagnoser.campaign import run_campaign
+    from robomd_diagnoser.config import load_campaign
+    from robomd_diagnoser.store import RolloutStore
+
+    def hosts() -> int:  # world actors the cluster has seen, dead or alive
+        return sum(a["ActorClassName"] == "_WorldHost"
+                   for a in ray._private.state.actors().values())
+
+    runs, before = {}, hosts()
+    for kind in ("local", "ray"):
+        (tmp_path / kind).mkdir()
+        cfg = load_campaign(write_campaign(tmp_path / kind, budget=12, workers=2,
+                                           executor={"type": kind}))
+        result = run_campaign(cfg, progress=False)
+        assert result.new_rollouts == 12
+        with RolloutStore(result.out_dir / "rollouts.sqlite") as store:
+            runs[kind] = {r.key: (r.perturbations, r.seed, r.success, r.steps)
+                          for r in store.records()}
+    assert runs["ray"] == runs["local"] and len(runs["ray"]) >= 12
+    assert hosts() - before == 2  # the ray campaign's two worlds lived in actors
+
+
 def test_removing_a_node_mid_sweep_loses_and_repeats_nothing(short_tmp):
     """Two nodes of one CPU each; the second is removed (processes killed) mid-sweep, then a new
     node joins and the pool, sized by the cluster, grows onto it."""

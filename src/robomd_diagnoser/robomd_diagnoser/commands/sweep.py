@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from robomd_diagnoser.commands import not_positive
+from robomd_diagnoser.commands import add_executor_args, executor_from_args, not_positive
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="policy spec: expert, bc, torchscript:<path>, module:<pkg.mod:fn>")
     p.add_argument("--rollouts", type=int, default=10,
                    help="rollouts per perturbation and of the nominal scene (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="parallel simulator processes (default: %(default)s)")
+    p.add_argument("--workers", type=int,
+                   help="parallel worlds (default: 1; with --executor ray, as many as the "
+                        "cluster's CPUs allow)")
+    add_executor_args(p)
     p.add_argument("--seed", type=int, default=0,
                    help="seed of repetition 0; repetition i uses seed+i (default: %(default)s)")
     p.add_argument("--horizon", type=int, default=150,
@@ -74,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
     if args.task is None and args.catalog is None:
         return fail("give --task (e.g. --task lift) or --catalog PATH")
     try:
+        executor_config = executor_from_args(args)
+    except ValueError as exc:
+        return fail(str(exc))
+    try:
         catalog_path = args.catalog or find_config(f"catalogs/{args.task}.yaml")
         catalog = load_catalog(catalog_path)
         if args.task and catalog.task != args.task:
@@ -104,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         to_run = missing if args.limit is None else min(missing, args.limit)
         if to_run:
             try:
-                with make_executor(spec, min(args.workers, to_run)) as executor:
+                with make_executor(spec, args.workers, executor_config, to_run) as executor:
                     run_jobs(store, executor, jobs, args.limit, progress=not args.no_progress)
             except RolloutJobError as exc:
                 return fail(f"{exc}\n(finished rollouts are stored; fix the cause and rerun)")
