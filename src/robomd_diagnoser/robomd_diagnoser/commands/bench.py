@@ -19,6 +19,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "robomd_diagnoser.commands.bench_ros",
     "robomd_diagnoser.commands.bench_continuous",
     "robomd_diagnoser.commands.bench_finetune",
+    "robomd_diagnoser.commands.bench_scale",
 )
 
 
