@@ -30,6 +30,7 @@ import numpy as np
 
 from robomd_diagnoser.bc import TrainConfig, load_bc, save_bc, train_bc
 from robomd_diagnoser.catalog import Catalog, parse_catalog
+from robomd_diagnoser.config import ExecutorConfig
 from robomd_diagnoser.executor import WorldSpec, make_executor
 from robomd_diagnoser.stats import wilson_interval
 from robomd_diagnoser.store import RolloutStore
@@ -182,6 +183,7 @@ class DemoPlan:
     :param noise: expert action noise (as ``robomd collect-demos --noise``).
     :param seed: first seed of every batch.
     :param workers: simulator processes.
+    :param executor: where the worlds run (default: this machine).
     """
 
     catalog: str
@@ -191,6 +193,7 @@ class DemoPlan:
     noise: float = 0.2
     seed: int = 5000
     workers: int = 1
+    executor: ExecutorConfig | None = None
 
 
 def collect_batches(plan: DemoPlan, counts: dict[str, int], root: Path,
@@ -212,7 +215,8 @@ def collect_batches(plan: DemoPlan, counts: dict[str, int], root: Path,
                                 perturbations=() if scene == NOMINAL else (scene,),
                                 noise=plan.noise, horizon=plan.horizon,
                                 camera_size=plan.camera_size, robot=plan.robot)
-        summary = collect_demos(settings, root, n, workers=plan.workers, seed=plan.seed, log=log)
+        summary = collect_demos(settings, root, n, workers=plan.workers, seed=plan.seed, log=log,
+                                executor=plan.executor)
         if summary.saved < n:
             raise FinetuneError(f"the expert saved only {summary.saved}/{n} demonstrations under "
                                 f"{scene!r} ({summary.directory}); lower --demos-per-mode or "
@@ -320,6 +324,7 @@ class EvalPlan:
     :param camera_size: camera pixels.
     :param horizon: step limit.
     :param workers: simulator processes.
+    :param executor: where the worlds run (default: this machine).
     """
 
     catalog: Catalog
@@ -330,6 +335,7 @@ class EvalPlan:
     camera_size: int
     horizon: int
     workers: int = 1
+    executor: ExecutorConfig | None = None
 
 
 def weights_digest(path: Path) -> str:
@@ -367,7 +373,7 @@ def evaluate_policy(plan: EvalPlan, policy: str, out: Path, progress: bool = Fal
                                     "--out")
             store.set_meta(WEIGHTS_META, digest)
         if not all(store.has(j.key) for j in jobs):
-            with make_executor(factory, min(plan.workers, len(jobs))) as executor:
+            with make_executor(factory, plan.workers, plan.executor, len(jobs)) as executor:
                 run_jobs(store, executor, jobs, progress=progress)
         rows = sweep_table(store, plan.catalog, plan.rollouts)
     write_reports(rows, out, {"task": plan.catalog.task, "policy": policy,
@@ -481,6 +487,7 @@ class FinetuneRequest:
     :param demo_seed: first seed of every demonstration batch.
     :param workers: simulator processes.
     :param seed: seed of the replay draw, the uniform allocation and training.
+    :param executor: where the worlds run (default: this machine).
     """
 
     top: int = 3
@@ -496,6 +503,7 @@ class FinetuneRequest:
     demo_seed: int = 5000
     workers: int = 1
     seed: int = 0
+    executor: ExecutorConfig | None = None
 
     @property
     def budget(self) -> int:
@@ -524,7 +532,8 @@ def run_finetune(diag: Diagnosed, out: Path, req: FinetuneRequest,
     parent_model_meta = load_bc(diag.parent)[1]
     w = diag.world
     plan = DemoPlan(str(diag.catalog_path), w.get("robot", "UR5e"), int(w.get("camera_size", 84)),
-                    int(w.get("horizon", 150)), seed=req.demo_seed, workers=req.workers)
+                    int(w.get("horizon", 150)), seed=req.demo_seed, workers=req.workers,
+                    executor=req.executor)
     replay_n = req.budget if req.replay is None else req.replay
     if replay_n == 0:
         replay_files: list[Path] = []
@@ -556,7 +565,8 @@ def run_finetune(diag: Diagnosed, out: Path, req: FinetuneRequest,
         policies[s] = (f"bc:{path.resolve()}", path)
         strategy_info[s] = info
     names = diag.catalog.names if req.eval_all else modes
-    eval_plan = world_plan(diag, names, req.eval_rollouts, req.eval_seed, req.workers)
+    eval_plan = replace(world_plan(diag, names, req.eval_rollouts, req.eval_seed, req.workers),
+                        executor=req.executor)
     results = {}
     for label, (spec, weights) in policies.items():
         log(f"finetune: evaluating {label} ({spec}) on {len(names) + 1} scenes x "

@@ -26,6 +26,7 @@ import numpy as np
 
 from robomd_diagnoser.bc import save_demo
 from robomd_diagnoser.catalog import load_catalog
+from robomd_diagnoser.config import ExecutorConfig
 from robomd_diagnoser.executor import RolloutJob, make_executor
 from robomd_diagnoser.policy import Observation, as_action
 from robomd_diagnoser.world import Outcome, RolloutResult
@@ -221,13 +222,16 @@ def _read_manifest(path: Path, fingerprint: dict[str, Any]) -> dict[str, dict]:
 
 
 def collect_demos(settings: DemoSettings, out: str | Path, episodes: int, *, workers: int = 1,
-                  seed: int = 0, log: Callable[[str], None] = print) -> DemoSummary:
+                  seed: int = 0, log: Callable[[str], None] = print,
+                  executor: ExecutorConfig | None = None) -> DemoSummary:
     """Collect ``episodes`` successful expert episodes into ``out/<scene>/`` (resumable).
 
     :param settings: scene, noise and world settings of this batch.
     :param out: root directory of the demonstrations (one sub-directory per scene).
     :param episodes: successful episodes wanted in the batch.
     :param workers: simulator processes.
+    :param executor: where the worlds run (default: this machine); on Ray, every node writes
+        episodes under ``out``, so ``out`` must be on a file system all nodes share.
     :param seed: first seed tried.
     :param log: receives one line per finished episode.
     :raises DemoError: if the directory holds a batch with other settings.
@@ -258,9 +262,9 @@ def collect_demos(settings: DemoSettings, out: str | Path, episodes: int, *, wor
         log(f"collect-demos {settings.scene}: {len(saved())}/{episodes} episodes saved, "
             f"running seeds from {seed} with {workers} worker(s)")
         factory = DemoWorldFactory(settings, str(directory))
-        with make_executor(factory, workers) as executor:
+        with make_executor(factory, workers, executor) as pool:
             while next(jobs(), None) is not None:
-                for res in executor.map_unordered(jobs()):
+                for res in pool.map_unordered(jobs()):
                     success = bool(res.outcome and res.outcome.success)
                     results[str(res.job.seed)] = {"success": success, "steps": res.result.steps}
                     manifest.write_text(json.dumps({"settings": fingerprint,
