@@ -187,7 +187,8 @@ class RayPool:
     :param workers: number of actors; None: as many as the cluster's CPUs and GPUs allow,
         re-checked between jobs so that nodes joining are used.
     :param address: None starts a local Ray on this machine (shut down by :meth:`close`);
-        ``auto``, ``host:port`` or ``ray://host:port`` joins a running cluster.
+        ``auto``, ``host:port`` or ``ray://host:port`` joins a running cluster. A process
+        already connected to Ray keeps its connection (and :meth:`close` leaves it open).
     :param cpus_per_world: CPUs Ray reserves for each actor.
     :param gpus_per_world: GPUs Ray reserves for each actor (for a policy on the GPU).
     :param max_retries: re-runs of a job whose actor was lost before it yields ``aborted``.

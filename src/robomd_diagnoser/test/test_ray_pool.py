@@ -178,11 +178,12 @@ def test_a_video_comes_back_to_the_driver(local_ray, tmp_path):
     assert path.stat().st_size > 0 and res.job.video == str(path)
 
 
-def test_a_campaign_on_ray_stores_what_the_local_campaign_stores(local_ray, tmp_path):
-    """``executor: {type: ray}``: each environment drives a world in a Ray actor."""
+def test_a_campaign_on_ray_runs_its_worlds_in_actors(local_ray, tmp_path):
+    """``executor: {type: ray}``: each of the campaign's environments (subprocesses) drives a
+    world in a Ray actor; every stored outcome is the table world's draw for its seed."""
     from diagnosis_fixtures import write_campaign
 
-    from robomd_diagnoser.campaign import run_campaign
+    from robomd_diagnoser.campaign import build_world, run_campaign
     from robomd_diagnoser.config import load_campaign
     from robomd_diagnoser.store import RolloutStore
 
@@ -190,18 +191,53 @@ def test_a_campaign_on_ray_stores_what_the_local_campaign_stores(local_ray, tmp_
         return sum(a["ActorClassName"] == "_WorldHost"
                    for a in ray._private.state.actors().values())
 
-    runs, before = {}, hosts()
-    for kind in ("local", "ray"):
-        (tmp_path / kind).mkdir()
-        cfg = load_campaign(write_campaign(tmp_path / kind, budget=12, workers=2,
-                                           executor={"type": kind}))
-        result = run_campaign(cfg, progress=False)
-        assert result.new_rollouts == 12
-        with RolloutStore(result.out_dir / "rollouts.sqlite") as store:
-            runs[kind] = {r.key: (r.perturbations, r.seed, r.success, r.steps)
-                          for r in store.records()}
-    assert runs["ray"] == runs["local"] and len(runs["ray"]) >= 12
-    assert hosts() - before == 2  # the ray campaign's two worlds lived in actors
+    before = hosts()
+    cfg = load_campaign(write_campaign(tmp_path, budget=12, workers=2,
+                                       executor={"type": "ray"}))
+    result = run_campaign(cfg, progress=False)
+    assert result.new_rollouts == 12
+    assert hosts() - before == 2
+    world = build_world(cfg)
+    with RolloutStore(result.out_dir / "rollouts.sqlite") as store:
+        records = store.records()
+    assert len(records) >= 12
+    for r in records:
+        world.reset(r.seed)
+        world.apply(r.perturbations)
+        steps = world.execute(cfg.world.horizon, r.seed).steps
+        assert (r.success, r.steps) == (world.judge().success, steps), r.key
+
+
+@pytest.mark.parametrize("executor,match", [
+    ({"type": "slurm"}, "campaign.executor.type: unknown 'slurm'; use one of local, ray"),
+    ({"type": "local", "address": "auto"}, "campaign.executor.address: only for executor type"),
+    ({"type": "ray", "cpus_per_world": 0}, "campaign.executor.cpus_per_world: must be > 0"),
+    ({"type": "ray", "gpus": 1}, "campaign.executor.gpus: unknown key"),
+    ({"type": "ray", "address": ""}, "campaign.executor.address: 'auto', 'host:port'"),
+    ("ray", "campaign.executor: expected a mapping"),
+])
+def test_executor_config_errors_name_the_field(tmp_path, executor, match):
+    from diagnosis_fixtures import write_campaign
+
+    from robomd_diagnoser.config import ConfigError, load_campaign
+
+    with pytest.raises(ConfigError, match=match):
+        load_campaign(write_campaign(tmp_path, executor=executor))
+
+
+def test_executor_is_read_from_yaml_and_overridden_on_the_command_line(tmp_path, capsys):
+    from diagnosis_fixtures import write_campaign
+
+    from robomd_diagnoser.cli import main
+    from robomd_diagnoser.config import ExecutorConfig, load_campaign
+
+    cfg = load_campaign(write_campaign(tmp_path, executor={
+        "type": "ray", "address": "ray://head:10001", "gpus_per_world": 0.25}))
+    assert cfg.executor == ExecutorConfig("ray", "ray://head:10001", 1.0, 0.25)
+    assert "executor" not in cfg.fingerprint()  # a campaign may resume on another executor
+    assert main(["sweep", "--task", "lift", "--policy", "expert", "--ray-address", "auto",
+                 "--out", str(tmp_path / "s")]) == 2
+    assert "--ray-address: only with the ray executor" in capsys.readouterr().err
 
 
 def test_removing_a_node_mid_sweep_loses_and_repeats_nothing(short_tmp):
@@ -258,9 +294,9 @@ DRIVER = textwrap.dedent("""
     from test_ray_pool import TableFactory, table_jobs
 
     with RolloutStore(sys.argv[1]) as store, RayPool(
-            TableFactory(rollout_seconds=0.15), workers=2,
+            TableFactory(rollout_seconds=0.1), workers=2,
             init_kwargs={"num_cpus": 2, "_temp_dir": sys.argv[2]}) as pool:
-        run_jobs(store, pool, table_jobs(40), progress=False)
+        run_jobs(store, pool, table_jobs(30), progress=False)
 """)
 
 
@@ -300,7 +336,7 @@ def test_a_driver_killed_mid_sweep_resumes_from_the_store(tmp_path, short_tmp):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     first = stored()
-    assert 6 <= first < 40
+    assert 6 <= first < 30
     # Ray's own reaper stops the killed driver's local cluster.
     for _ in range(100):
         if not _ray_processes(raytmp):
@@ -312,7 +348,7 @@ def test_a_driver_killed_mid_sweep_resumes_from_the_store(tmp_path, short_tmp):
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(db) as con:
         rows = con.execute("SELECT key, COUNT(*) FROM rollouts GROUP BY key").fetchall()
-    assert sorted(k for k, _ in rows) == sorted(j.key for j in table_jobs(40))
+    assert sorted(k for k, _ in rows) == sorted(j.key for j in table_jobs(30))
     assert {n for _, n in rows} == {1}
     # What the resumed sweep stored is what an uninterrupted run gives.
     from robomd_diagnoser.store import RolloutStore
@@ -320,7 +356,7 @@ def test_a_driver_killed_mid_sweep_resumes_from_the_store(tmp_path, short_tmp):
     with RolloutStore(db) as store:
         got = {r.key: r.success for r in store.records("t/")}
     world = TableFactory()()
-    for job in table_jobs(40):
+    for job in table_jobs(30):
         world.reset(job.seed)
         world.apply(job.perturbations)
         world.execute(job.max_steps, job.seed)
