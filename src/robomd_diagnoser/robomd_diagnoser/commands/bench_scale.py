@@ -4,6 +4,7 @@ store's write rate (see :mod:`robomd_diagnoser.scale_bench`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -42,10 +43,12 @@ def run(args: argparse.Namespace) -> int:
                                     "store_records")):
         print(f"robomd bench scale: error: {error}", file=sys.stderr)
         return 2
-    result = run_scale_bench(args.task, args.policy, args.rollouts, args.workers, args.rounds,
-                             cluster_rollouts=args.cluster_rollouts,
-                             store_records=args.store_records,
-                             log=lambda line: print(line, file=sys.stderr))
+    # Ray prints the killed node's raylet messages on stdout; keep stdout for the JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = run_scale_bench(args.task, args.policy, args.rollouts, args.workers,
+                                 args.rounds, cluster_rollouts=args.cluster_rollouts,
+                                 store_records=args.store_records,
+                                 log=lambda line: print(line, file=sys.stderr))
     result["machine"] = machine()
     tp = result["throughput"]
     print(f"ray/local throughput {result['ray_vs_local_throughput']} (target >= 0.95; per round "
