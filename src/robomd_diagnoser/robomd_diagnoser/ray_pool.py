@@ -381,8 +381,11 @@ class RayPool:
         """Stop the actors (their worlds go with them); shut Ray down if this pool started it."""
         if self._ray is None:
             return
-        for aid in list(self._actors):
-            self._drop(aid)
+        if self._ray.is_initialized():  # else the connection, and the actors, are gone already
+            for aid in list(self._actors):
+                self._drop(aid)
+        self._actors.clear()
+        self._idle.clear()
         self._orphans.clear()
         if self._owns_ray:
             self._ray.shutdown()

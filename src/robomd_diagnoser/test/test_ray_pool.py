@@ -240,12 +240,72 @@ def test_executor_is_read_from_yaml_and_overridden_on_the_command_line(tmp_path,
     assert "--ray-address: only with the ray executor" in capsys.readouterr().err
 
 
+DRIVER = textwrap.dedent("""
+    import sys
+    from robomd_diagnoser.ray_pool import RayPool
+    from robomd_diagnoser.store import RolloutStore
+    from robomd_diagnoser.sweep import run_jobs
+    from test_ray_pool import TableFactory, table_jobs
+
+    with RolloutStore(sys.argv[1]) as store, RayPool(
+            TableFactory(rollout_seconds=0.1), workers=2, address=sys.argv[2]) as pool:
+        run_jobs(store, pool, table_jobs(30), progress=False)
+""")
+
+
+def test_a_driver_killed_mid_sweep_resumes_from_the_store(local_ray, tmp_path):
+    """A sweep driver joins the cluster, is SIGKILLed mid-sweep, and the same command resumes:
+    every rollout is stored once, and the killed driver's actors did not outlive it (the rerun
+    needs their CPUs)."""
+    db = tmp_path / "rollouts.sqlite"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-c", DRIVER, str(db), ray.get_runtime_context().gcs_address]
+
+    def stored() -> int:
+        if not db.exists():
+            return 0
+        with sqlite3.connect(db) as con:
+            try:
+                return con.execute("SELECT COUNT(*) FROM rollouts").fetchone()[0]
+            except sqlite3.OperationalError:
+                return 0
+
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while stored() < 6 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = stored()
+    assert 6 <= first < 30
+
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT key, COUNT(*) FROM rollouts GROUP BY key").fetchall()
+    assert sorted(k for k, _ in rows) == sorted(j.key for j in table_jobs(30))
+    assert {n for _, n in rows} == {1}
+    # What the resumed sweep stored is what an uninterrupted run gives.
+    from robomd_diagnoser.store import RolloutStore
+
+    with RolloutStore(db) as store:
+        got = {r.key: r.success for r in store.records("t/")}
+    world = TableFactory()()
+    for job in table_jobs(30):
+        world.reset(job.seed)
+        world.apply(job.perturbations)
+        world.execute(job.max_steps, job.seed)
+        assert got[job.key] == world.judge().success, job.key
+
+
 def test_removing_a_node_mid_sweep_loses_and_repeats_nothing(short_tmp):
     """Two nodes of one CPU each; the second is removed (processes killed) mid-sweep, then a new
     node joins and the pool, sized by the cluster, grows onto it."""
     from ray.cluster_utils import Cluster
 
-    ray.shutdown()  # the module's local Ray, if any
+    ray.shutdown()  # the module's local Ray (this test runs last)
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "include_dashboard": False, "temp_dir": str(short_tmp),
         "_system_config": {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
@@ -284,81 +344,3 @@ def test_removing_a_node_mid_sweep_loses_and_repeats_nothing(short_tmp):
     finally:
         ray.shutdown()
         cluster.shutdown()
-
-
-DRIVER = textwrap.dedent("""
-    import sys
-    from robomd_diagnoser.ray_pool import RayPool
-    from robomd_diagnoser.store import RolloutStore
-    from robomd_diagnoser.sweep import run_jobs
-    from test_ray_pool import TableFactory, table_jobs
-
-    with RolloutStore(sys.argv[1]) as store, RayPool(
-            TableFactory(rollout_seconds=0.1), workers=2,
-            init_kwargs={"num_cpus": 2, "_temp_dir": sys.argv[2]}) as pool:
-        run_jobs(store, pool, table_jobs(30), progress=False)
-""")
-
-
-def _ray_processes(tmp: Path) -> list[int]:
-    import psutil
-
-    pids = []
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        try:
-            if any(str(tmp) in part for part in p.info["cmdline"] or ()):
-                pids.append(p.info["pid"])
-        except psutil.Error:
-            pass
-    return pids
-
-
-def test_a_driver_killed_mid_sweep_resumes_from_the_store(tmp_path, short_tmp):
-    db, raytmp = tmp_path / "rollouts.sqlite", short_tmp
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-c", DRIVER, str(db), str(raytmp)]
-
-    def stored() -> int:
-        if not db.exists():
-            return 0
-        with sqlite3.connect(db) as con:
-            try:
-                return con.execute("SELECT COUNT(*) FROM rollouts").fetchone()[0]
-            except sqlite3.OperationalError:
-                return 0
-
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 90
-    while stored() < 6 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.stderr.read()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    first = stored()
-    assert 6 <= first < 30
-    # Ray's own reaper stops the killed driver's local cluster.
-    for _ in range(100):
-        if not _ray_processes(raytmp):
-            break
-        time.sleep(0.2)
-    assert not _ray_processes(raytmp), "the killed driver's Ray kept running"
-
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    with sqlite3.connect(db) as con:
-        rows = con.execute("SELECT key, COUNT(*) FROM rollouts GROUP BY key").fetchall()
-    assert sorted(k for k, _ in rows) == sorted(j.key for j in table_jobs(30))
-    assert {n for _, n in rows} == {1}
-    # What the resumed sweep stored is what an uninterrupted run gives.
-    from robomd_diagnoser.store import RolloutStore
-
-    with RolloutStore(db) as store:
-        got = {r.key: r.success for r in store.records("t/")}
-    world = TableFactory()()
-    for job in table_jobs(30):
-        world.reset(job.seed)
-        world.apply(job.perturbations)
-        world.execute(job.max_steps, job.seed)
-        assert got[job.key] == world.judge().success, job.key
-    assert not _ray_processes(raytmp)
