@@ -117,10 +117,12 @@ def throughput(spec: WorldSpec, jobs: list[RolloutJob], workers: int, rounds: in
     out["ray_vs_local_throughput"] = round(sum(walls["local"]) / sum(walls["ray"]), 3)
     out["ray_vs_local_per_round"] = [round(r, 3) for r in ratios]
     out["same_outcomes"] = same
-    # One worker's wall time per rollout, on a core of its own: the rate one core sustains.
+    # Achieved: one worker's wall time per rollout (it shares the cores with any other load).
     per_rollout = sum(walls["local"]) * workers / len(results["local"])
     out["wall_s_per_rollout_per_worker"] = round(per_rollout, 3)
-    out["rollouts_per_hour_per_core"] = round(3600.0 / per_rollout)
+    out["rollouts_per_hour_per_worker"] = round(3600.0 / per_rollout)
+    # Capacity: what a core of its own sustains, from the CPU time a rollout costs.
+    out["rollouts_per_hour_per_core"] = round(3600.0 / out["local"]["cpu_s_per_rollout"])
     return out
 
 

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     tp = result["throughput"]
     print(f"ray/local throughput {result['ray_vs_local_throughput']} (target >= 0.95; per round "
           f"{tp['ray_vs_local_per_round']}); {tp['rollouts_per_hour_per_core']} rollouts/h per "
-          f"core; node removed: {result['rollouts_lost']} lost, "
+          f"core (CPU time), {tp['rollouts_per_hour_per_worker']} achieved per worker; "
+          f"node removed: {result['rollouts_lost']} lost, "
           f"{result['rollouts_duplicated']} duplicated; store "
           f"{result['store_records_per_s']} records/s", file=sys.stderr)
     if args.json:
