@@ -70,6 +70,7 @@ setup(
             "ros = robomd_diagnoser.cli.bench.ros",
             "continuous = robomd_diagnoser.cli.bench.continuous",
             "finetune = robomd_diagnoser.cli.bench.finetune",
+            "scale = robomd_diagnoser.cli.bench.scale",
         ],
     },
 )

@@ -19,6 +19,7 @@ interrupted run stopped; no finished rollout is lost or run twice. Checkpoints a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -199,6 +200,13 @@ def _make_venv(config: CampaignConfig, out_dir: Path,
                world_factory: Callable[[int], World] | None) -> Any:
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
+    if world_factory is None and config.executor.type == "ray":
+        from robomd_diagnoser.ray_pool import RayWorldFactory, cluster_address
+
+        ex = config.executor
+        world_factory = RayWorldFactory(functools.partial(build_world, config),
+                                        cluster_address(ex.address), ex.cpus_per_world,
+                                        ex.gpus_per_world)
     fns = [EnvFactory(config, out_dir, i, config.workers, world_factory)
            for i in range(config.workers)]
     if config.workers == 1:

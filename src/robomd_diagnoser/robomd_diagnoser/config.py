@@ -27,6 +27,12 @@ YAML layout (every key but ``task`` has a default)::
     checkpoint_every: 32           # rollouts between agent checkpoints
     max_retries: 2                 # re-runs of an aborted rollout before the step is skipped
     nominal_samples: 4             # nominal scenes averaged for P_fail
+    executor:                      # where the worlds run (not part of the resume fingerprint)
+      type: local                  # local (processes on this machine) | ray (a Ray cluster)
+      address: auto                # ray only: auto, host:port or ray://host:port; none: start
+                                   # a local Ray on this machine
+      cpus_per_world: 1            # ray only: CPUs Ray reserves per world
+      gpus_per_world: 0            # ray only: GPUs Ray reserves per world (a policy on the GPU)
     output: runs/lift_bc           # campaign directory (relative to the working directory)
 """
 
@@ -62,6 +68,7 @@ MAX_COUNT = 1_000_000
 MAX_SEED = 2**31 - 1
 #: Upper bound of the reward constants (Algorithm 1 uses 1 and 1e-3).
 MAX_REWARD = 1e6
+EXECUTOR_TYPES = ("local", "ray")
 RL_AGENTS = ("ppo", "a2c")
 
 #: Hyper-parameters each agent type accepts, with their defaults. PPO's are the paper's
@@ -78,9 +85,10 @@ AGENT_PARAMS: dict[str, dict[str, Any]] = {
 _WORLD_KEYS = {"sim": {"type", "robot", "camera_size", "horizon", "videos"},
                "table": {"type", "horizon", "failure_rates", "image_size", "rollout_seconds"},
                "real": {"type", "horizon"}}
+_EXECUTOR_KEYS = {"type", "address", "cpus_per_world", "gpus_per_world"}
 _TOP_KEYS = {"name", "task", "catalog", "world", "policy", "agent", "budget", "max_perturbations",
              "rewards", "seed", "workers", "checkpoint_every", "max_retries", "nominal_samples",
-             "output"}
+             "output", "executor"}
 
 
 class ConfigError(ValueError):
@@ -172,6 +180,24 @@ class WorldSettings:
 
 
 @dataclass(frozen=True)
+class PoolConfig:
+    """The job pool that runs rollouts (a campaign's ``executor:`` key, ``--executor``): worker
+    processes on this machine, or actors on a Ray cluster.
+
+    :param type: ``local`` or ``ray``.
+    :param address: ray: ``auto``, ``host:port`` or ``ray://host:port`` to join a running
+        cluster; None starts a local Ray on this machine.
+    :param cpus_per_world: ray: CPUs reserved for each world.
+    :param gpus_per_world: ray: GPUs reserved for each world.
+    """
+
+    type: str = "local"
+    address: str | None = None
+    cpus_per_world: float = 1.0
+    gpus_per_world: float = 0.0
+
+
+@dataclass(frozen=True)
 class RewardConfig:
     """Reward constants of Algorithm 1: ``failure`` on a failed rollout, ``-success_per_step * t``
     on a successful one that took ``t`` control steps.
@@ -213,6 +239,7 @@ class CampaignConfig:
     max_retries: int
     nominal_samples: int
     output: Path
+    executor: PoolConfig = PoolConfig()
     source: str = "<memory>"
 
     @property
@@ -249,8 +276,11 @@ class CampaignConfig:
         other world types, which :func:`parse_campaign` refuses in a user's file)."""
         world = dict(data.get("world") or {})
         keys = _WORLD_KEYS.get(world.get("type", "sim"), set())
-        return parse_campaign({**data, "world": {k: v for k, v in world.items() if k in keys}},
-                              source)
+        executor = dict(data.get("executor") or {})
+        if executor.get("type", "local") == "local":
+            executor = {"type": "local"}
+        return parse_campaign({**data, "world": {k: v for k, v in world.items() if k in keys},
+                               "executor": executor}, source)
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that determine the agent's trajectory; a resumed campaign must match them.
@@ -259,7 +289,7 @@ class CampaignConfig:
         with a larger budget.
         """
         data = self.to_dict()
-        for key in ("budget", "output", "checkpoint_every", "name", "catalog"):
+        for key in ("budget", "output", "checkpoint_every", "name", "catalog", "executor"):
             data.pop(key)
         for key in ("rollout_seconds", "videos"):
             data["world"].pop(key)
@@ -352,6 +382,34 @@ def _world(data: Any, base: Path | None, catalog: Path, policy: Any) -> WorldSet
     return world
 
 
+def parse_executor(data: Any, where: str = "campaign.executor") -> PoolConfig:
+    """Validate an executor mapping (``{type: ray, address: auto, cpus_per_world: 1}``).
+
+    :param data: the parsed YAML (None: local).
+    :param where: the field's name in messages.
+    :raises ConfigError: naming the bad field and the fix.
+    """
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping such as {{type: ray, address: auto}}, "
+                          f"got {data!r}")
+    etype = (data or {}).get("type", "local")
+    if etype not in EXECUTOR_TYPES:
+        raise ConfigError(f"{where}.type: unknown {etype!r}; use one of "
+                          f"{', '.join(EXECUTOR_TYPES)}")
+    data = _mapping(data, where, _EXECUTOR_KEYS)
+    if etype == "local" and (extra := sorted(set(data) - {"type"})):
+        raise ConfigError(f"{where}.{extra[0]}: only for executor type ray; drop it or set "
+                          "type: ray")
+    address = data.get("address")
+    if address is not None and (not isinstance(address, str) or not address):
+        raise ConfigError(f"{where}.address: 'auto', 'host:port' or 'ray://host:port' (or leave "
+                          f"it out to start a local Ray), got {address!r}")
+    return PoolConfig(
+        etype, address,
+        _number(data.get("cpus_per_world", 1.0), f"{where}.cpus_per_world", float, 0, True),
+        _number(data.get("gpus_per_world", 0.0), f"{where}.gpus_per_world", float, 0))
+
+
 def _agent(data: Any) -> AgentConfig:
     where = "campaign.agent"
     if isinstance(data, str):
@@ -434,12 +492,17 @@ def parse_campaign(data: Any, source: str = "<memory>", base: Path | None = None
                 ("seed", 0, 0, MAX_SEED), ("workers", 1, 1, MAX_WORKERS),
                 ("checkpoint_every", 32, 1, MAX_COUNT), ("max_retries", 2, 0, 100),
                 ("nominal_samples", 4, 1, 10_000))}
+    executor = parse_executor(data.get("executor"))
+    if executor.type == "ray" and world.type == "real":
+        raise ConfigError("campaign.executor.type: a real world runs on its robot through the ROS "
+                          "graph, not on Ray; use executor type local (or drop the executor)")
     output = data.get("output", f"runs/{name}")
     if not isinstance(output, str) or not output:
         raise ConfigError(f"campaign.output: a directory path, got {output!r}")
     return CampaignConfig(name=name, task=task, world=world,
                           agent=_agent(data.get("agent")), rewards=rewards,
-                          output=Path(output).expanduser(), source=source, **ints)
+                          output=Path(output).expanduser(), executor=executor, source=source,
+                          **ints)
 
 
 def load_campaign(path: str | Path) -> CampaignConfig:

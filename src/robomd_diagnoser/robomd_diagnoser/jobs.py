@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,12 @@ from robomd_diagnoser.world import (
     World,
     WorldError,
 )
+
+WorldFactory = Callable[[], World]
+"""A picklable zero-argument callable that builds a world (called once per worker process)."""
+
+#: Environment of worker processes: one math thread each, so workers do not fight over cores.
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 class RolloutJobError(RuntimeError):

@@ -21,18 +21,22 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol, Self
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol, Self
 
-from robomd_diagnoser.jobs import JobResult, RolloutJob, RolloutJobError, run_job
+from robomd_diagnoser.jobs import (
+    WORKER_ENV,
+    JobResult,
+    RolloutJob,
+    RolloutJobError,
+    WorldFactory,
+    run_job,
+)
 from robomd_diagnoser.policy import PolicyError
 from robomd_diagnoser.world import World
 
-WorldFactory = Callable[[], World]
-"""A picklable zero-argument callable that builds a world (called once per worker process)."""
-
-#: Environment of worker processes: one math thread each, so workers do not fight over cores.
-_WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+if TYPE_CHECKING:
+    from robomd_diagnoser.config import PoolConfig
 
 
 
@@ -150,8 +154,8 @@ class LocalPool:
 
     def _get_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
-            saved = {k: os.environ.get(k) for k in _WORKER_ENV}
-            os.environ.update(_WORKER_ENV)  # inherited by spawned workers at start-up
+            saved = {k: os.environ.get(k) for k in WORKER_ENV}
+            os.environ.update(WORKER_ENV)  # inherited by spawned workers at start-up
             try:
                 self._pool = cf.ProcessPoolExecutor(
                     self.workers, mp_context=multiprocessing.get_context("spawn"),
@@ -229,12 +233,24 @@ class LocalPool:
         self.close()
 
 
-def make_pool(world_factory: WorldFactory, workers: int) -> InProcessPool | LocalPool:
-    """An in-process pool for one worker, else a local process pool.
+def make_pool(world_factory: WorldFactory, workers: int | None,
+              settings: PoolConfig | None = None, jobs: int | None = None) -> JobPool:
+    """The job pool ``settings`` describes (default local): for local, an in-process pool for one
+    worker, else a process pool; for ray, a :class:`~robomd_diagnoser.ray_pool.RayPool`.
 
     :param world_factory: builds the world(s).
-    :param workers: number of parallel worlds.
+    :param workers: number of parallel worlds; None: 1 locally, the cluster's size on Ray.
+    :param settings: the backend and its settings (a campaign's ``executor:``, ``--executor``).
+    :param jobs: the number of jobs to run, if known (no more worlds than that are started).
     """
-    if workers <= 1:
+    if workers is not None and jobs is not None:
+        workers = min(workers, jobs)
+    if settings is not None and settings.type == "ray":
+        from robomd_diagnoser.ray_pool import RayPool
+
+        return RayPool(world_factory, workers, address=settings.address,
+                       cpus_per_world=settings.cpus_per_world,
+                       gpus_per_world=settings.gpus_per_world, max_workers=jobs)
+    if workers is None or workers <= 1:
         return InProcessPool(world_factory(), close_world=True)
     return LocalPool(world_factory, workers)

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from robomd_diagnoser.catalog import CatalogError, Perturbation
+from robomd_diagnoser.perturbation import CatalogError, Perturbation
 
 _NAME_RE = re.compile(r"^[a-z0-9_]+$")
 #: Kind of the :class:`Perturbation` a space member becomes.

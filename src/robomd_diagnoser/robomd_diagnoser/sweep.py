@@ -14,14 +14,17 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robomd_diagnoser.catalog import Catalog, CatalogError
-from robomd_diagnoser.jobs import RolloutJob
+from robomd_diagnoser.jobs import RolloutJob, WorldFactory
 from robomd_diagnoser.locks import DirectoryBusy, DirectoryLock
-from robomd_diagnoser.pools import JobPool, WorldFactory, make_pool
+from robomd_diagnoser.pools import JobPool, make_pool
 from robomd_diagnoser.stats import FailureRate, failure_rates
 from robomd_diagnoser.store import RolloutStore
+
+if TYPE_CHECKING:
+    from robomd_diagnoser.config import PoolConfig
 
 KEY_PREFIX = "sweep/"
 NOMINAL = "nominal"
@@ -279,10 +282,11 @@ class SweepOutcome:
 
 
 def run_sweep(out: Path, settings: SweepSettings, catalog: Catalog, world: WorldFactory,
-              rollouts: int, *, workers: int = 1, limit: int | None = None,
+              rollouts: int, *, workers: int | None = 1, limit: int | None = None,
               videos: bool = False, progress: bool = True, info: dict[str, Any] | None = None,
               check_store: Callable[[RolloutStore], None] | None = None,
-              on_plan: Callable[[int, int], None] | None = None) -> SweepOutcome:
+              on_plan: Callable[[int, int], None] | None = None,
+              executor: PoolConfig | None = None) -> SweepOutcome:
     r"""A whole sweep: jobs, store check, a job pool of ``world``\ s, the table and the reports.
 
     Resumable: rollouts already stored in ``out/rollouts.sqlite`` are not run again, and a store
@@ -293,13 +297,14 @@ def run_sweep(out: Path, settings: SweepSettings, catalog: Catalog, world: World
     :param catalog: the perturbations to sweep.
     :param world: picklable world factory (e.g. a :class:`~robomd_diagnoser.config.WorldSettings`).
     :param rollouts: repetitions per perturbation and of the nominal scene.
-    :param workers: parallel worlds.
+    :param workers: parallel worlds (None: 1 locally, the cluster's size on Ray).
     :param limit: run at most this many new rollouts now.
     :param videos: keep each rollout's MP4 under ``out/videos``.
     :param progress: show a progress bar on stderr.
     :param info: run description for the reports (``complete`` is added).
     :param check_store: further checks of the opened store (e.g. the weights it was run with).
     :param on_plan: called with (rollouts in the sweep, already stored) before any runs.
+    :param executor: the job pool's backend (default: worker processes on this machine).
     :raises SweepError: if ``out`` holds a sweep with other settings, or another run is writing
         it (the directory's lock is held for the whole sweep).
     :raises RolloutJobError: if a rollout raises in its world (finished ones stay stored).
@@ -322,7 +327,7 @@ def run_sweep(out: Path, settings: SweepSettings, catalog: Catalog, world: World
         to_run = missing if limit is None else min(missing, limit)
         ran = 0
         if to_run:
-            with make_pool(world, min(workers, to_run)) as pool:
+            with make_pool(world, workers, executor, to_run) as pool:
                 ran = run_jobs(store, pool, jobs, limit, progress=progress)
         rows = sweep_table(store, catalog, rollouts)
         complete = all(store.has(j.key) for j in jobs)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from robomd_diagnoser.catalog import load_catalog
+from robomd_diagnoser.config import PoolConfig
 from robomd_diagnoser.jobs import RolloutJob
 from robomd_diagnoser.learning.data import save_demo
 from robomd_diagnoser.policy import Observation, as_action
@@ -226,13 +227,16 @@ def _read_manifest(path: Path, fingerprint: dict[str, Any]) -> dict[str, dict]:
 
 
 def collect_demos(settings: DemoSettings, out: str | Path, episodes: int, *, workers: int = 1,
-                  seed: int = 0, log: Callable[[str], None] = print) -> DemoSummary:
+                  seed: int = 0, log: Callable[[str], None] = print,
+                  executor: PoolConfig | None = None) -> DemoSummary:
     """Collect ``episodes`` successful expert episodes into ``out/<scene>/`` (resumable).
 
     :param settings: scene, noise and world settings of this batch.
     :param out: root directory of the demonstrations (one sub-directory per scene).
     :param episodes: successful episodes wanted in the batch.
     :param workers: simulator processes.
+    :param executor: where the worlds run (default: this machine); on Ray, every node writes
+        episodes under ``out``, so ``out`` must be on a file system all nodes share.
     :param seed: first seed tried.
     :param log: receives one line per finished episode.
     :raises DemoError: if the directory holds a batch with other settings.
@@ -263,7 +267,7 @@ def collect_demos(settings: DemoSettings, out: str | Path, episodes: int, *, wor
         log(f"collect-demos {settings.scene}: {len(saved())}/{episodes} episodes saved, "
             f"running seeds from {seed} with {workers} worker(s)")
         factory = DemoWorldFactory(settings, str(directory))
-        with make_pool(factory, workers) as pool:
+        with make_pool(factory, workers, executor) as pool:
             while next(jobs(), None) is not None:
                 for res in pool.map_unordered(jobs()):
                     success = bool(res.outcome and res.outcome.success)

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from robomd_diagnoser.config import PoolConfig
 
 
 def not_positive(args: argparse.Namespace, names: Iterable[str]) -> str | None:
@@ -19,3 +23,33 @@ def not_positive(args: argparse.Namespace, names: Iterable[str]) -> str | None:
         if value is not None and value < 1:
             return f"--{name.replace('_', '-')} must be >= 1, got {value}"
     return None
+
+
+def add_executor_args(p: argparse.ArgumentParser) -> None:
+    """``--executor local|ray`` and ``--ray-address`` (see :func:`executor_from_args`)."""
+    p.add_argument("--executor", choices=("local", "ray"),
+                   help="where rollouts run: worker processes on this machine (local, the "
+                        "default) or actors on a Ray cluster (ray)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="with --executor ray: the cluster to join (auto, host:port or "
+                        "ray://host:port); default: start a local Ray on this machine")
+
+
+def executor_from_args(args: argparse.Namespace,
+                       base: PoolConfig | None = None) -> PoolConfig:
+    """The executor asked for on the command line, over ``base`` (e.g. a campaign's).
+
+    :raises ConfigError: ``--ray-address`` without the ray executor.
+    """
+    import dataclasses
+
+    from robomd_diagnoser.config import ConfigError, PoolConfig
+
+    ex = base or PoolConfig()
+    if args.executor and args.executor != ex.type:
+        ex = PoolConfig(type=args.executor)
+    if args.ray_address:
+        if ex.type != "ray":
+            raise ConfigError("--ray-address: only with the ray executor; add --executor ray")
+        ex = dataclasses.replace(ex, address=args.ray_address)
+    return ex

@@ -7,6 +7,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from robomd_diagnoser.cli import add_executor_args, executor_from_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -27,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ground-truth", type=Path,
                    help="a sweep's failure_rates.json to score the ranking against")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    add_executor_args(p)
     p.set_defaults(func=run)
 
 
@@ -39,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = load_campaign(args.config)
+        config = dataclasses.replace(config, executor=executor_from_args(args, config.executor))
         if args.budget is not None:
             if not 1 <= args.budget <= MAX_COUNT:
                 raise ConfigError(f"--budget: use 1..{MAX_COUNT} rollouts, got {args.budget}")

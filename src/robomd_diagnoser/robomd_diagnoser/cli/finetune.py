@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
-from robomd_diagnoser.cli import not_positive
+from robomd_diagnoser.cli import add_executor_args, executor_from_args, not_positive
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seed of replay draw, uniform allocation and training (default: "
                         "%(default)s)")
     p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
+    add_executor_args(p)
     p.set_defaults(func=run)
 
 
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                           eval_all=not args.eval_top_only, eval_seed=args.eval_seed,
                           demo_seed=args.demo_seed, workers=args.workers, seed=args.seed)
     try:
+        req = dataclasses.replace(req, executor=executor_from_args(args))
         diag = load_diagnosis(args.campaign)
         out = args.out or args.campaign / "finetune"
         result = run_finetune(diag, out, req, log=lambda line: print(line, flush=True),

@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from robomd_diagnoser.cli import not_positive
+from robomd_diagnoser.cli import add_executor_args, executor_from_args, not_positive
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "input)")
     p.add_argument("--rollouts", type=int, default=10,
                    help="rollouts per perturbation and of the nominal scene (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="parallel simulator processes (default: %(default)s)")
+    p.add_argument("--workers", type=int,
+                   help="parallel worlds (default: 1; with --executor ray, as many as the "
+                        "cluster's CPUs allow)")
+    add_executor_args(p)
     p.add_argument("--seed", type=int, default=0,
                    help="seed of repetition 0; repetition i uses seed+i (default: %(default)s)")
     p.add_argument("--horizon", type=int, default=150,
@@ -67,13 +69,17 @@ def run(args: argparse.Namespace) -> int:
 
     if error := not_positive(args, ("rollouts", "workers", "horizon", "camera_size", "limit")):
         return fail(error)
-    if args.workers > MAX_WORKERS:
+    if args.workers is not None and args.workers > MAX_WORKERS:
         return fail(f"--workers: at most {MAX_WORKERS} (one simulator process each), got "
                     f"{args.workers}")
     if args.rollouts > MAX_COUNT:
         return fail(f"--rollouts: at most {MAX_COUNT}, got {args.rollouts}")
     if args.task is None and args.catalog is None:
         return fail("give --task (e.g. --task lift) or --catalog PATH")
+    try:
+        executor_config = executor_from_args(args)
+    except ValueError as exc:
+        return fail(str(exc))
     try:
         catalog_path = args.catalog or find_config(f"catalogs/{args.task}.yaml")
         catalog = load_catalog(catalog_path)
@@ -100,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         outcome = run_sweep(out, settings, catalog, world, args.rollouts, workers=args.workers,
                             limit=args.limit, videos=args.video,
-                            progress=not args.no_progress, info=info, on_plan=plan)
+                            progress=not args.no_progress, info=info, on_plan=plan,
+                            executor=executor_config)
     except (StoreError, SweepError, PolicyError) as exc:  # a policy that cannot be loaded
         return fail(str(exc))
     except RolloutJobError as exc:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from robomd_diagnoser.catalog import Catalog, parse_catalog
-from robomd_diagnoser.config import WorldSettings
+from robomd_diagnoser.config import PoolConfig, WorldSettings
 from robomd_diagnoser.learning.bc_policy import shipped_weights
 from robomd_diagnoser.learning.train import TrainConfig, train_bc
 from robomd_diagnoser.learning.weights import load_bc, save_bc
@@ -180,6 +180,7 @@ class DemoPlan:
     :param noise: expert action noise (as ``robomd collect-demos --noise``).
     :param seed: first seed of every batch.
     :param workers: simulator processes.
+    :param executor: where the worlds run (default: this machine).
     """
 
     catalog: str
@@ -189,6 +190,7 @@ class DemoPlan:
     noise: float = 0.2
     seed: int = 5000
     workers: int = 1
+    executor: PoolConfig | None = None
 
 
 def collect_batches(plan: DemoPlan, counts: dict[str, int], root: Path,
@@ -209,7 +211,8 @@ def collect_batches(plan: DemoPlan, counts: dict[str, int], root: Path,
     for scene, n in counts.items():
         summary = collect(plan.catalog, () if scene == NOMINAL else (scene,), n, root,
                           noise=plan.noise, horizon=plan.horizon, camera_size=plan.camera_size,
-                          robot=plan.robot, workers=plan.workers, seed=plan.seed, log=log)
+                          robot=plan.robot, workers=plan.workers, seed=plan.seed, log=log,
+                          executor=plan.executor)
         if summary.saved < n:
             raise FinetuneError(f"the expert saved only {summary.saved}/{n} demonstrations under "
                                 f"{scene!r} ({summary.directory}); lower --demos-per-mode or "
@@ -317,6 +320,7 @@ class EvalPlan:
     :param camera_size: camera pixels.
     :param horizon: step limit.
     :param workers: simulator processes.
+    :param executor: where the worlds run (default: this machine).
     """
 
     catalog: Catalog
@@ -327,6 +331,7 @@ class EvalPlan:
     camera_size: int
     horizon: int
     workers: int = 1
+    executor: PoolConfig | None = None
 
 
 def weights_digest(path: Path) -> str:
@@ -524,6 +529,7 @@ class FinetuneRequest:
     :param demo_seed: first seed of every demonstration batch.
     :param workers: simulator processes.
     :param seed: seed of the replay draw, the uniform allocation and training.
+    :param executor: where the worlds run (default: this machine).
     """
 
     top: int = 3
@@ -539,6 +545,7 @@ class FinetuneRequest:
     demo_seed: int = 5000
     workers: int = 1
     seed: int = 0
+    executor: PoolConfig | None = None
 
     @property
     def budget(self) -> int:
@@ -567,7 +574,8 @@ def run_finetune(diag: Diagnosed, out: Path, req: FinetuneRequest,
     parent_model_meta = load_bc(diag.parent)[1]
     w = diag.world
     plan = DemoPlan(str(diag.catalog_path), w.get("robot", "UR5e"), int(w.get("camera_size", 84)),
-                    int(w.get("horizon", 150)), seed=req.demo_seed, workers=req.workers)
+                    int(w.get("horizon", 150)), seed=req.demo_seed, workers=req.workers,
+                    executor=req.executor)
     replay_n = req.budget if req.replay is None else req.replay
     eval_seeds = range(req.eval_seed, req.eval_seed + req.eval_rollouts)
     allocations = {s: allocate(s, modes, diag.catalog, req.budget, req.seed)
@@ -609,7 +617,8 @@ def run_finetune(diag: Diagnosed, out: Path, req: FinetuneRequest,
         policies[s] = (f"bc:{path.resolve()}", path)
         strategy_info[s] = info
     names = diag.catalog.names if req.eval_all else modes
-    eval_plan = world_plan(diag, names, req.eval_rollouts, req.eval_seed, req.workers)
+    eval_plan = replace(world_plan(diag, names, req.eval_rollouts, req.eval_seed, req.workers),
+                        executor=req.executor)
     results = {}
     for label, (spec, weights) in policies.items():
         log(f"finetune: evaluating {label} ({spec}) on {len(names) + 1} scenes x "
