@@ -2,10 +2,13 @@
 
 - ``ppo`` (the paper's RoboMD agent) and ``a2c``: Stable-Baselines3 with a CNN policy on the
   scene image (:class:`RLAgent`).
-- ``uniform``: a sweep, round-robin over the catalog in catalog order, one perturbation per
-  rollout (:class:`UniformAgent`).
+- ``uniform``: a sweep, round-robin over the catalog in catalog order (or in a seeded random
+  order), one perturbation per rollout (:class:`UniformAgent`).
+- ``random``: a uniformly random perturbation per rollout (:class:`RandomAgent`).
 - ``thompson``: Thompson sampling with a Beta-Bernoulli posterior on each perturbation's failure
   rate, one perturbation per rollout (:class:`ThompsonAgent`).
+- ``good_arm`` and ``factor``: search toward a decision per member (failure mode, not, undecided);
+  see :mod:`robomd_diagnoser.search_agents`.
 
 After :meth:`Agent.run`, :meth:`Agent.failure_likelihood` gives P_fail over the catalog (sums to
 1). For the RL agents it is Eq. 3: the softmax of the policy's logits at nominal-scene images
@@ -59,6 +62,11 @@ class Agent(ABC):
 
         :param path: file path without suffix (a suffix is added).
         """
+
+    def predictions(self) -> list[Any]:
+        """Model-based decisions about members the agent's rollouts leave undecided (only
+        generalising agents make them; see :mod:`robomd_diagnoser.search_agents`)."""
+        return []
 
 
 def _sb3_callback(on_step: StepHook, budget: int) -> Any:
@@ -187,12 +195,27 @@ class BanditAgent(Agent):
 
 
 class UniformAgent(BanditAgent):
-    """Round-robin sweep over the catalog (agent step ``k`` applies perturbation ``k mod N``)."""
+    """Round-robin sweep over the catalog: agent step ``k`` applies perturbation ``k mod N`` of
+    the catalog order, or of one seeded random order when ``shuffle`` (one rollout per member
+    per pass either way)."""
 
     kind = "uniform"
 
+    def __init__(self, n_actions: int, seed: int, shuffle: bool = False) -> None:
+        super().__init__(n_actions, seed)
+        self.order = self.rng.permutation(n_actions) if shuffle else np.arange(n_actions)
+
     def choose(self, agent_step: int) -> int:
-        return agent_step % self.n_actions
+        return int(self.order[agent_step % self.n_actions])
+
+
+class RandomAgent(BanditAgent):
+    """A uniformly random perturbation per rollout."""
+
+    kind = "random"
+
+    def choose(self, agent_step: int) -> int:
+        return int(self.rng.integers(self.n_actions))
 
 
 class ThompsonAgent(BanditAgent):
@@ -208,18 +231,31 @@ class ThompsonAgent(BanditAgent):
 
 
 def make_agent(config: AgentConfig, n_actions: int, seed: int,
-               tensorboard_dir: Path | None = None) -> Agent:
+               tensorboard_dir: Path | None = None, *, members: Sequence[Any] | None = None,
+               threshold: float = 0.5, confidence: float = 0.95) -> Agent:
     """Build the agent a campaign config asks for.
 
     :param config: the validated agent config.
     :param n_actions: catalog size.
     :param seed: the campaign seed.
     :param tensorboard_dir: training curves of RL agents go there.
+    :param members: each member's (family, level) pairs, for the ``factor`` agent (None: each
+        member its own family).
+    :param threshold: failure-mode threshold (deciding agents).
+    :param confidence: the campaign's confidence (deciding agents).
     """
+    from robomd_diagnoser.search_agents import FactorAgent, GoodArmAgent
+
     if config.type in ("ppo", "a2c"):
         return RLAgent(config.type, config.params, seed, tensorboard_dir)
     if config.type == "uniform":
-        return UniformAgent(n_actions, seed)
+        return UniformAgent(n_actions, seed, **config.params)
+    if config.type == "random":
+        return RandomAgent(n_actions, seed)
     if config.type == "thompson":
         return ThompsonAgent(n_actions, seed, **config.params)
+    if config.type == "good_arm":
+        return GoodArmAgent(n_actions, seed, threshold, confidence)
+    if config.type == "factor":
+        return FactorAgent(n_actions, seed, members, threshold, confidence, **config.params)
     raise ValueError(f"unknown agent type {config.type!r}")

@@ -17,7 +17,7 @@ YAML layout (every key but ``task`` has a default)::
       rollout_seconds: 0.0         # table only: simulated time per rollout
     policy: bc                     # the policy under test (sim: a policy spec)
     agent:
-      type: ppo                    # ppo | a2c | uniform | thompson
+      type: ppo                    # ppo | a2c | uniform | random | thompson | good_arm | factor
       learning_rate: 3.0e-4        # further keys per type, see AGENT_PARAMS
     budget: 126                    # rollouts
     max_perturbations: 3           # episode cap (RL agents; baselines use 1)
@@ -28,6 +28,9 @@ YAML layout (every key but ``task`` has a default)::
     max_retries: 2                 # re-runs of an aborted rollout before the step is skipped
     nominal_samples: 4             # nominal scenes averaged for P_fail
     output: runs/lift_bc           # campaign directory (relative to the working directory)
+    threshold: 0.5                 # a failure mode fails at least this often
+    confidence: 0.95               # of the anytime-valid intervals; decisions at FDR 1 - this
+    stop_when_decided: false       # end the campaign once every member is decided
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import yaml
 
 from robomd_diagnoser.paths import find_config
 
-AGENT_TYPES = ("ppo", "a2c", "uniform", "thompson")
+AGENT_TYPES = ("ppo", "a2c", "uniform", "random", "thompson", "good_arm", "factor")
 WORLD_TYPES = ("sim", "table", "real")
 RL_AGENTS = ("ppo", "a2c")
 
@@ -52,15 +55,21 @@ AGENT_PARAMS: dict[str, dict[str, Any]] = {
             "batch_size": 64, "n_steps": 32, "gae_lambda": 0.95, "ent_coef": 0.0},
     "a2c": {"learning_rate": 7e-4, "gamma": 0.99, "n_steps": 5, "gae_lambda": 1.0,
             "ent_coef": 0.0},
-    "uniform": {},
+    "uniform": {"shuffle": False},
+    "random": {},
     "thompson": {"prior_alpha": 1.0, "prior_beta": 1.0},
+    "good_arm": {},
+    "factor": {"refit_every": 16, "explore": 0.1, "prior_scale": 3.0, "interaction_scale": 1.0},
 }
 _WORLD_KEYS = {"sim": {"type", "robot", "camera_size", "horizon", "videos"},
                "table": {"type", "horizon", "failure_rates", "image_size", "rollout_seconds"},
                "real": {"type", "horizon"}}
 _TOP_KEYS = {"name", "task", "catalog", "world", "policy", "agent", "budget", "max_perturbations",
              "rewards", "seed", "workers", "checkpoint_every", "max_retries", "nominal_samples",
-             "output"}
+             "output", "threshold", "confidence", "stop_when_decided"}
+#: Defaults of the decision settings (see :mod:`robomd_diagnoser.confseq`).
+DECISION_DEFAULTS: dict[str, Any] = {"threshold": 0.5, "confidence": 0.95,
+                                     "stop_when_decided": False}
 
 
 class ConfigError(ValueError):
@@ -138,6 +147,9 @@ class CampaignConfig:
     nominal_samples: int
     output: Path
     source: str = "<memory>"
+    threshold: float = 0.5
+    confidence: float = 0.95
+    stop_when_decided: bool = False
 
     @property
     def episode_cap(self) -> int:
@@ -173,6 +185,9 @@ class CampaignConfig:
             data.pop(key)
         for key in ("rollout_seconds", "videos"):
             data["world"].pop(key)
+        for key, default in DECISION_DEFAULTS.items():  # campaigns from before these settings
+            if data[key] == default:
+                data.pop(key)
         return data
 
 
@@ -276,12 +291,34 @@ def _agent(data: Any) -> AgentConfig:
             allowed = ", ".join(sorted(defaults)) or "no hyper-parameters"
             raise ConfigError(f"{where}.{key}: unknown for agent {atype!r}; it takes {allowed}")
         kind = type(defaults[key])
-        strict = key in ("learning_rate", "clip_range", "prior_alpha", "prior_beta")
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}: true or false, got {value!r}")
+            params[key] = value
+            continue
+        strict = key in ("learning_rate", "clip_range", "prior_alpha", "prior_beta",
+                         "prior_scale", "interaction_scale")
         params[key] = _number(value, f"{where}.{key}", kind, 0 if kind is float else 1, strict)
-    for key in ("gamma", "gae_lambda", "clip_range"):
+    for key in ("gamma", "gae_lambda", "clip_range", "explore"):
         if key in params and params[key] > 1:
             raise ConfigError(f"{where}.{key}: must be <= 1, got {params[key]}")
     return AgentConfig(atype, params)
+
+
+def _decision(data: dict[str, Any]) -> dict[str, Any]:
+    """``threshold``, ``confidence`` and ``stop_when_decided``, validated."""
+    out = {}
+    for key in ("threshold", "confidence"):
+        value = _number(data.get(key, DECISION_DEFAULTS[key]), f"campaign.{key}", float, 0, True)
+        if value >= 1:
+            raise ConfigError(f"campaign.{key}: must be between 0 and 1 (exclusive), e.g. "
+                              f"{DECISION_DEFAULTS[key]}; got {value}")
+        out[key] = value
+    stop = data.get("stop_when_decided", False)
+    if not isinstance(stop, bool):
+        raise ConfigError(f"campaign.stop_when_decided: true or false, got {stop!r}")
+    out["stop_when_decided"] = stop
+    return out
 
 
 def parse_campaign(data: Any, source: str = "<memory>", base: Path | None = None) -> CampaignConfig:
@@ -318,12 +355,13 @@ def parse_campaign(data: Any, source: str = "<memory>", base: Path | None = None
                                           ("seed", 0, 0), ("workers", 1, 1),
                                           ("checkpoint_every", 32, 1), ("max_retries", 2, 0),
                                           ("nominal_samples", 4, 1))}
+    decision = _decision(data)
     output = data.get("output", f"runs/{name}")
     if not isinstance(output, str) or not output:
         raise ConfigError(f"campaign.output: a directory path, got {output!r}")
     return CampaignConfig(name=name, task=task, catalog=catalog, world=world, policy=policy,
                           agent=_agent(data.get("agent")), rewards=rewards,
-                          output=Path(output).expanduser(), source=source, **ints)
+                          output=Path(output).expanduser(), source=source, **ints, **decision)
 
 
 def load_campaign(path: str | Path) -> CampaignConfig:
