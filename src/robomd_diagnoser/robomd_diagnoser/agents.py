@@ -86,28 +86,42 @@ class RLAgent(Agent):
 
     :param kind: ``ppo`` or ``a2c``.
     :param params: hyper-parameters (see :data:`robomd_diagnoser.config.AGENT_PARAMS`); PPO's
-        ``batch_size`` is capped at ``n_steps * n_envs``.
+        ``batch_size`` is capped at ``n_steps * n_envs``. PPO's ``mask_decided: true`` masks
+        the actions of decided members (sb3-contrib ``MaskablePPO``); the default ``false`` is
+        the paper's PPO.
     :param seed: seeds the networks, the action sampling and the minibatch order.
     :param tensorboard_dir: write training curves there, if given.
+    :param threshold: failure-mode threshold (for ``mask_decided``).
+    :param confidence: the campaign's confidence (for ``mask_decided``).
     """
 
     def __init__(self, kind: str, params: dict[str, Any], seed: int,
-                 tensorboard_dir: Path | None = None) -> None:
+                 tensorboard_dir: Path | None = None, threshold: float = 0.5,
+                 confidence: float = 0.95) -> None:
         if kind not in ("ppo", "a2c"):
             raise ValueError(f"RLAgent kind must be 'ppo' or 'a2c', got {kind!r}")
         self.kind = kind
         self.params = dict(params)
         self.seed = seed
         self.tensorboard_dir = tensorboard_dir
+        self.threshold = threshold
+        self.confidence = confidence
         self.model: Any = None
 
     def run(self, venv: Any, budget: int, on_step: StepHook) -> None:
         from stable_baselines3 import A2C, PPO
 
         params = dict(self.params)
+        algo = PPO if self.kind == "ppo" else A2C
+        if params.pop("mask_decided", False):
+            from sb3_contrib import MaskablePPO
+
+            from robomd_diagnoser.search_agents import DecidedMask
+
+            venv = DecidedMask(venv, self.threshold, self.confidence)
+            algo = MaskablePPO
         if self.kind == "ppo":
             params["batch_size"] = min(params["batch_size"], params["n_steps"] * venv.num_envs)
-        algo = PPO if self.kind == "ppo" else A2C
         self.model = algo("CnnPolicy", venv, seed=self.seed, device="cpu", verbose=0,
                           tensorboard_log=str(self.tensorboard_dir) if self.tensorboard_dir
                           else None, **params)
@@ -247,7 +261,7 @@ def make_agent(config: AgentConfig, n_actions: int, seed: int,
     from robomd_diagnoser.search_agents import FactorAgent, GoodArmAgent
 
     if config.type in ("ppo", "a2c"):
-        return RLAgent(config.type, config.params, seed, tensorboard_dir)
+        return RLAgent(config.type, config.params, seed, tensorboard_dir, threshold, confidence)
     if config.type == "uniform":
         return UniformAgent(n_actions, seed, **config.params)
     if config.type == "random":

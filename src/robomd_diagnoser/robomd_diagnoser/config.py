@@ -52,7 +52,8 @@ RL_AGENTS = ("ppo", "a2c")
 #: worker) so that a campaign of ~100 rollouts still makes several updates.
 AGENT_PARAMS: dict[str, dict[str, Any]] = {
     "ppo": {"learning_rate": 3e-4, "gamma": 0.99, "clip_range": 0.2, "n_epochs": 10,
-            "batch_size": 64, "n_steps": 32, "gae_lambda": 0.95, "ent_coef": 0.0},
+            "batch_size": 64, "n_steps": 32, "gae_lambda": 0.95, "ent_coef": 0.0,
+            "mask_decided": False},
     "a2c": {"learning_rate": 7e-4, "gamma": 0.99, "n_steps": 5, "gae_lambda": 1.0,
             "ent_coef": 0.0},
     "uniform": {"shuffle": False},

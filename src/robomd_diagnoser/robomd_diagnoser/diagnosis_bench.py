@@ -35,7 +35,9 @@ from robomd_diagnoser.confseq import FAILURE_MODE, confidence_sequence, decide
 from robomd_diagnoser.space_truth import SpaceTruth
 from robomd_diagnoser.world import RolloutStatus
 
-AGENTS = ("uniform", "random", "thompson", "good_arm", "factor", "ppo")
+AGENTS = ("uniform", "random", "thompson", "good_arm", "factor", "ppo", "ppo_masked")
+#: Bench names for agent configurations other than a type's defaults.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {"ppo_masked": ("ppo", {"mask_decided": True})}
 FRACTIONS = (0.05, 0.1, 0.25, 1.0)
 TARGET = 0.9
 OBS_SIZE = 36
@@ -45,14 +47,15 @@ OBS_SIZE = 36
 class BenchSettings:
     """How the bench runs.
 
-    :param agents: agent types to run (``uniform`` is the sweep).
+    :param agents: agent types (or :data:`VARIANTS`) to run (``uniform`` is the sweep).
     :param seeds: seeds per agent.
     :param threshold: failure-mode threshold.
     :param confidence: confidence of the intervals and of the decisions.
     :param fractions: budgets checked, as fractions of the members.
     :param max_passes: a run stops after this many rollouts per member (or when it reaches the
         target after the last budget).
-    :param rl_passes: the same cap for PPO and A2C (their steps cost more).
+    :param rl_passes: the same cap for PPO and A2C (their steps cost far more); budgets beyond
+        it are not scored for them.
     """
 
     agents: tuple[str, ...] = AGENTS
@@ -61,13 +64,14 @@ class BenchSettings:
     confidence: float = 0.95
     fractions: tuple[float, ...] = FRACTIONS
     max_passes: float = 30.0
-    rl_passes: float = 2.0
+    rl_passes: float = 0.25
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = [a for a in self.agents if a not in AGENT_TYPES]
+        known = (*AGENT_TYPES, *VARIANTS)
+        unknown = [a for a in self.agents if a not in known]
         if unknown:
-            raise ValueError(f"agents: unknown {unknown}; use some of {', '.join(AGENT_TYPES)}")
+            raise ValueError(f"agents: unknown {unknown}; use some of {', '.join(known)}")
         if self.seeds < 1:
             raise ValueError(f"seeds: at least 1, got {self.seeds}")
         if not all(0 < f for f in self.fractions):
@@ -137,7 +141,7 @@ def run_agent(truth: SpaceTruth, agent_type: str, seed: int,
     """One agent, one seed: the curve of recall/precision and the figures at each budget.
 
     :param truth: the ground truth replayed.
-    :param agent_type: agent type.
+    :param agent_type: agent type or variant (:data:`VARIANTS`).
     :param seed: seeds the agent and the replayed draws.
     :param settings: bench settings.
     """
@@ -151,14 +155,15 @@ def run_agent(truth: SpaceTruth, agent_type: str, seed: int,
     inter = interaction_members(truth, settings.threshold)
     names = [m.name for m in truth.members]
     venv = DummyVecEnv([lambda: MemberOracleEnv(names, rates, seed)])
-    params = {**AGENT_PARAMS[agent_type], **settings.params.get(agent_type, {})}
-    if agent_type == "uniform":
+    base, extra = VARIANTS.get(agent_type, (agent_type, {}))
+    params = {**AGENT_PARAMS[base], **extra, **settings.params.get(agent_type, {})}
+    if base == "uniform":
         params["shuffle"] = True
-    agent = make_agent(AgentConfig(agent_type, params), n, seed, members=truth.levels,
+    agent = make_agent(AgentConfig(base, params), n, seed, members=truth.levels,
                        threshold=settings.threshold, confidence=settings.confidence)
-    passes = settings.rl_passes if agent_type in RL_AGENTS else settings.max_passes
-    budgets = sorted({max(1, round(f * n)) for f in settings.fractions})
-    limit = max(int(passes * n), budgets[-1])
+    passes = settings.rl_passes if base in RL_AGENTS else settings.max_passes
+    limit = max(1, int(passes * n))
+    budgets = sorted({max(1, round(f * n)) for f in settings.fractions} & set(range(limit + 1)))
     every = max(1, n // 200)
     failures = np.zeros(n, dtype=int)
     trials = np.zeros(n, dtype=int)
@@ -200,8 +205,6 @@ def run_agent(truth: SpaceTruth, agent_type: str, seed: int,
 
     agent.run(venv, limit, hook)
     venv.close()
-    if budgets:  # the run ended (limit) before a budget: score what it has
-        score(int(trials.sum()))
     return {"rollouts_to_target": state["reached"], "at": state["at"],
             "rollouts": int(trials.sum())}
 
@@ -228,6 +231,8 @@ def run_bench(truth: SpaceTruth, settings: BenchSettings,
         at = {}
         for b in budgets:
             rows = [r["at"][b] for r in runs if b in r["at"]]
+            if not rows:
+                continue  # beyond this agent's rollout cap
             tried = sum(r["tried"] for r in rows)
             at[str(b)] = {
                 "fraction": b / n,
@@ -261,8 +266,8 @@ def run_bench(truth: SpaceTruth, settings: BenchSettings,
         "interaction_failure_modes": int(len(interaction_members(truth, settings.threshold))),
         "threshold": settings.threshold, "confidence": settings.confidence,
         "seeds": settings.seeds, "budgets": budgets,
-        "max_rollouts": {a: int((settings.rl_passes if a in RL_AGENTS else settings.max_passes)
-                                * n) for a in settings.agents},
+        "max_rollouts": {a: int((settings.rl_passes if VARIANTS.get(a, (a,))[0] in RL_AGENTS
+                                 else settings.max_passes) * n) for a in settings.agents},
         "sweep_rollouts_to_recall_0.9": sweep,
         "best_agent": best, "best_rollouts_to_recall_0.9": reached.get(best) if best else None,
         "best_vs_sweep": (reached[best] / sweep) if best and sweep else None,

@@ -10,8 +10,11 @@
   ``q = P(rate >= threshold)``. Each rollout goes to the member not yet decided with the largest
   ``q^2 (1 - q) / (1 + trials)`` (likely failing, not yet certain, not yet sampled much), or with
   probability ``explore`` to a random untried member (the model cannot foresee an interaction it
-  has never seen). Members not decided by their own rollouts whose ``q`` reaches the confidence (or ``1 - q`` does) are reported as
-  **predictions**, with the level effects behind them.
+  has never seen). Members not decided by their own rollouts whose ``q`` reaches the confidence
+  (or ``1 - q`` does) are reported as **predictions**, with the level effects behind them.
+
+:class:`DecidedMask` gives PPO (``mask_decided: true``) the same notion of "decided": the actions
+of decided members are masked.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from robomd_diagnoser.agents import BanditAgent
 from robomd_diagnoser.confseq import (
@@ -205,3 +210,49 @@ class FactorAgent(DecidingAgent):
                                   tuple((f, lv, float(effects[(f, lv)]))
                                         for f, lv in self.members[i])))
         return out
+
+
+class DecidedMask(VecEnvWrapper):
+    """Counts single-member rollouts and answers sb3-contrib's ``action_masks`` with the members
+    still undecided (all of them once every member is decided).
+
+    :param venv: the diagnosis VecEnv.
+    :param threshold: failure-mode threshold.
+    :param confidence: the campaign's confidence.
+    """
+
+    def __init__(self, venv: VecEnv, threshold: float, confidence: float) -> None:
+        super().__init__(venv)
+        n = int(venv.action_space.n)
+        self.failures = np.zeros(n, dtype=int)
+        self.trials = np.zeros(n, dtype=int)
+        self.threshold = threshold
+        self.confidence = confidence
+        self._actions = np.zeros(venv.num_envs, dtype=int)
+
+    def reset(self) -> Any:
+        return self.venv.reset()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions).reshape(-1)
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for action, info in zip(self._actions, infos, strict=True):
+            if info["success"] is not None and len(info["perturbations"]) == 1:
+                self.trials[action] += 1
+                self.failures[action] += not info["success"]
+        return obs, rewards, dones, infos
+
+    def has_attr(self, attr_name: str) -> bool:
+        return attr_name == "action_masks" or self.venv.has_attr(attr_name)
+
+    def env_method(self, method_name: str, *args: Any, indices: Any = None,
+                   **kwargs: Any) -> list[Any]:
+        if method_name != "action_masks":
+            return self.venv.env_method(method_name, *args, indices=indices, **kwargs)
+        mask = decide(self.failures, self.trials, self.threshold, self.confidence) == 0
+        if not mask.any():
+            mask[:] = True
+        return [mask.copy() for _ in range(self.num_envs)]

@@ -50,8 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-passes", type=float, default=30.0,
                    help="stop an agent after this many rollouts per member (default: "
                         "%(default)s)")
-    p.add_argument("--rl-passes", type=float, default=2.0,
-                   help="the same cap for PPO and A2C (default: %(default)s)")
+    p.add_argument("--rl-passes", type=float, default=0.25,
+                   help="the same cap for PPO and A2C, whose steps cost far more; budgets "
+                        "beyond it are not scored for them (default: %(default)s)")
     p.add_argument("--out", type=Path, help="also write the JSON there")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=run)
@@ -103,16 +104,21 @@ def run(args: argparse.Namespace) -> int:
         f" {'R/P @' + str(b):>16}" for b in figures["budgets"]) + f" {'coverage':>9}")
     for name, a in figures["agents"].items():
         cells = []
-        for b in a["budgets"].values():
-            r, p = b["recall"], b["precision"]
+        for b in figures["budgets"]:
+            row = a["budgets"].get(str(b))
+            if row is None:
+                cells.append("not run")
+                continue
+            r, p = row["recall"], row["precision"]
             cells.append(f"{r:.2f}/{'-' if p is None else f'{p:.2f}'}")
-        cov = min(b["interval_coverage"] for b in a["budgets"].values()
-                  if b["interval_coverage"] is not None)
+        covs = [b["interval_coverage"] for b in a["budgets"].values()
+                if b["interval_coverage"] is not None]
         reach = a["rollouts_to_recall_0.9"]
         print(f"{name:>10} {'-' if reach is None else int(reach):>8}"
-              + "".join(f" {c:>16}" for c in cells) + f" {cov:>9.3f}")
+              + "".join(f" {c:>16}" for c in cells)
+              + f" {min(covs) if covs else float('nan'):>9.3f}")
     print(f"best: {figures['best_agent']} at {figures['best_rollouts_to_recall_0.9']} rollouts; "
           f"sweep {figures['sweep_rollouts_to_recall_0.9']}; interval coverage min "
-          f"{figures['interval_coverage_min']:.3f}; {figures['seconds']} s on "
+          f"{figures['interval_coverage_min']}; {figures['seconds']} s on "
           f"{figures['machine']['cpu']} ({figures['machine']['cores']} cores)")
     return 0
