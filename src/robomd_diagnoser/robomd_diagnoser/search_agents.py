@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from robomd_diagnoser.agents import BanditAgent
