@@ -8,8 +8,9 @@ rate. A true failure mode is a member with rate >= ``threshold``. Agents act thr
 :class:`MemberOracleEnv` (a Gymnasium env, one member per rollout, no simulator) in a
 Stable-Baselines3 ``DummyVecEnv``. Every agent reports through one decision rule
 (:func:`robomd_diagnoser.confseq.decide`) on its own rollouts, plus the predictions of a
-generalising agent; both count toward recall and precision. The sweep visits the members in a
-seeded random order, one rollout per member per pass.
+generalising agent; both count toward recall and precision (the figures say how many reported
+members are decided, predicted without a rollout, or predicted with too few rollouts to
+decide). The sweep visits the members in a seeded random order, one rollout per member per pass.
 
 Per agent and seed the bench scores, every ``max(1, N // 200)`` rollouts, the recall and
 precision of the reported failure modes, and at each budget (a fraction of the members) also the
@@ -127,13 +128,20 @@ def interaction_members(truth: SpaceTruth, threshold: float) -> np.ndarray:
 
 
 def _reported(agent: Any, failures: np.ndarray, trials: np.ndarray,
-              settings: BenchSettings) -> np.ndarray:
-    """Mask of members the agent reports as failure modes (decided or predicted)."""
-    mask = decide(failures, trials, settings.threshold, settings.confidence) == 1
+              settings: BenchSettings) -> tuple[np.ndarray, dict[str, int]]:
+    """Mask of members the agent reports as failure modes (decided or predicted), and how many
+    of them are decided, predicted without a rollout, or predicted with too few rollouts to
+    decide."""
+    decided = decide(failures, trials, settings.threshold, settings.confidence) == 1
+    mask = decided.copy()
+    untried = tried = 0
     for p in agent.predictions():
         if p.decision == FAILURE_MODE:
             mask[p.index] = True
-    return mask
+            untried += p.trials == 0
+            tried += p.trials > 0
+    return mask, {"decided": int(decided.sum()), "predicted_untried": untried,
+                  "predicted_tried": tried}
 
 
 def run_agent(truth: SpaceTruth, agent_type: str, seed: int,
@@ -171,7 +179,7 @@ def run_agent(truth: SpaceTruth, agent_type: str, seed: int,
     nominal = np.zeros((1, OBS_SIZE, OBS_SIZE, 3), np.uint8)
 
     def score(done: int) -> None:
-        rep = _reported(agent, failures, trials, settings)
+        rep, kinds = _reported(agent, failures, trials, settings)
         hits = int((rep & true_fm).sum())
         recall = hits / max(1, int(true_fm.sum()))
         precision = hits / int(rep.sum()) if rep.any() else None
@@ -188,7 +196,7 @@ def run_agent(truth: SpaceTruth, agent_type: str, seed: int,
                                                              alpha)])
             p = agent.failure_likelihood(nominal)
             state["at"][b] = {
-                "recall": recall, "precision": precision,
+                "recall": recall, "precision": precision, "reported": kinds,
                 "covered": int(covered), "tried": int(len(tried)),
                 "pairwise_accuracy": pairwise_accuracy(dict(enumerate(p)), dict(enumerate(rates))),
                 "interaction_recall": float(rep[inter].mean()) if len(inter) else None}
@@ -241,7 +249,9 @@ def run_bench(truth: SpaceTruth, settings: BenchSettings,
                 "interval_coverage": sum(r["covered"] for r in rows) / tried if tried else None,
                 "cases": tried,
                 "pairwise_accuracy": _mean([r["pairwise_accuracy"] for r in rows]),
-                "interaction_recall": _mean([r["interaction_recall"] for r in rows])}
+                "interaction_recall": _mean([r["interaction_recall"] for r in rows]),
+                "reported_mean": {k: _mean([r["reported"][k] for r in rows])
+                                  for k in rows[0]["reported"]}}
         reached = [r["rollouts_to_target"] for r in runs]
         done = sorted(x for x in reached if x is not None)
         per_agent[agent_type] = {
