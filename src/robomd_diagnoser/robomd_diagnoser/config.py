@@ -189,6 +189,8 @@ class CampaignConfig:
         for key, default in DECISION_DEFAULTS.items():  # campaigns from before these settings
             if data[key] == default:
                 data.pop(key)
+        if data["agent"].get("mask_decided") is False:
+            data["agent"].pop("mask_decided")
         return data
 
 

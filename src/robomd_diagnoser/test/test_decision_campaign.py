@@ -29,6 +29,10 @@ def test_defaults_leave_the_resume_fingerprint_unchanged(tmp_path):
     assert "threshold" not in cfg.fingerprint()
     changed = load_campaign(write_campaign(tmp_path, threshold=0.3))
     assert changed.fingerprint()["threshold"] == 0.3
+    ppo = load_campaign(write_campaign(tmp_path, agent={"type": "ppo"}))
+    assert "mask_decided" not in ppo.fingerprint()["agent"]
+    masked = load_campaign(write_campaign(tmp_path, agent={"type": "ppo", "mask_decided": True}))
+    assert masked.fingerprint()["agent"]["mask_decided"] is True
 
 
 def test_good_arm_campaign_stops_when_every_member_is_decided(tmp_path):
