@@ -10,7 +10,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from robomd_diagnoser.agents import UniformAgent, make_agent
 from robomd_diagnoser.config import AGENT_PARAMS, AgentConfig
-from robomd_diagnoser.confseq import FAILURE_MODE
+from robomd_diagnoser.confseq import FAILURE_MODE, decide
 from robomd_diagnoser.diagnosis_bench import (
     BenchSettings,
     MemberOracleEnv,
@@ -114,3 +114,27 @@ def test_bench_replays_a_space_and_reports_the_contract_keys():
     assert sweep["budgets"][str(len(truth.members))]["cases"] == 2 * len(truth.members)
     assert out["sweep_rollouts_to_recall_0.9"] is not None
     assert out["best_rollouts_to_recall_0.9"] <= out["sweep_rollouts_to_recall_0.9"]
+
+
+def test_masked_ppo_masks_the_decided_members():
+    from robomd_diagnoser.search_agents import DecidedMask
+
+    truth = synthetic_truth(2, 2, interactions=0, mild_families=0, seed=0)
+    n = len(truth.members)
+    params = {**AGENT_PARAMS["ppo"], "mask_decided": True, "n_steps": 16, "batch_size": 16}
+    agent = make_agent(AgentConfig("ppo", params), n, 0)
+    chosen = []
+
+    def hook(done, infos):
+        chosen.extend(i["member"] for i in infos)
+        return True
+
+    agent.run(oracle(truth), 96, hook)
+    masker = agent.model.get_env()  # SB3 wraps it (image transpose); masks pass through
+    mask = masker.env_method("action_masks")[0]
+    while not isinstance(masker, DecidedMask):
+        masker = masker.venv
+    assert masker.trials.sum() == len(chosen) == 96
+    open_ = decide(masker.failures, masker.trials, 0.5, 0.95) == 0
+    assert (mask == open_).all() if open_.any() else mask.all()
+    assert not open_.all(), "96 rollouts over 4 members decide some"
