@@ -2,10 +2,13 @@
 
 - ``ppo`` (the paper's RoboMD agent) and ``a2c``: Stable-Baselines3 with a CNN policy on the
   scene image (:class:`RLAgent`).
-- ``uniform``: a sweep, round-robin over the catalog in catalog order, one perturbation per
-  rollout (:class:`UniformAgent`).
+- ``uniform``: a sweep, round-robin over the catalog in catalog order (or in a seeded random
+  order), one perturbation per rollout (:class:`UniformAgent`).
+- ``random``: a uniformly random perturbation per rollout (:class:`RandomAgent`).
 - ``thompson``: Thompson sampling with a Beta-Bernoulli posterior on each perturbation's failure
   rate, one perturbation per rollout (:class:`ThompsonAgent`).
+- ``good_arm`` and ``factor``: search toward a decision per member (failure mode, not, undecided);
+  see :mod:`robomd_diagnoser.search_agents`.
 
 After :meth:`Agent.run`, :meth:`Agent.failure_likelihood` gives P_fail over the catalog (sums to
 1). For the RL agents it is Eq. 3: the softmax of the policy's logits at nominal-scene images
@@ -15,51 +18,14 @@ After :meth:`Agent.run`, :meth:`Agent.failure_likelihood` gives P_fail over the 
 
 from __future__ import annotations
 
-import json
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from robomd_diagnoser.agent_base import Agent, BanditAgent, StepHook
 from robomd_diagnoser.config import AgentConfig
-from robomd_diagnoser.world import RolloutStatus
-
-StepHook = Callable[[int, Sequence[dict[str, Any]]], bool]
-"""Called after every vectorised step with (agent steps so far, the step's infos); returning False
-stops the agent."""
-
-
-class Agent(ABC):
-    """A diagnosing agent: acts in a vectorised
-    :class:`~robomd_diagnoser.diagnosis_env.DiagnosisEnv`."""
-
-    kind: str = ""
-
-    @abstractmethod
-    def run(self, venv: Any, budget: int, on_step: StepHook) -> None:
-        """Act until ``budget`` agent steps (rounded up to a multiple of ``venv.num_envs``) or
-        until ``on_step`` returns False.
-
-        :param venv: a Stable-Baselines3 VecEnv of diagnosis environments.
-        :param budget: agent steps (one rollout each, plus retries of aborted ones).
-        :param on_step: progress/checkpoint hook.
-        """
-
-    @abstractmethod
-    def failure_likelihood(self, observations: np.ndarray) -> np.ndarray:
-        """P_fail over the catalog, summing to 1 (see the module doc).
-
-        :param observations: nominal-scene images, (K, H, W, 3) uint8.
-        """
-
-    @abstractmethod
-    def save(self, path: Path) -> Path:
-        """Write a checkpoint; returns the file written.
-
-        :param path: file path without suffix (a suffix is added).
-        """
 
 
 def _sb3_callback(on_step: StepHook, budget: int) -> Any:
@@ -79,28 +45,42 @@ class RLAgent(Agent):
 
     :param kind: ``ppo`` or ``a2c``.
     :param params: hyper-parameters (see :data:`robomd_diagnoser.config.AGENT_PARAMS`); PPO's
-        ``batch_size`` is capped at ``n_steps * n_envs``.
+        ``batch_size`` is capped at ``n_steps * n_envs``. PPO's ``mask_decided: true`` masks
+        the actions of decided members (sb3-contrib ``MaskablePPO``); the default ``false`` is
+        the paper's PPO.
     :param seed: seeds the networks, the action sampling and the minibatch order.
     :param tensorboard_dir: write training curves there, if given.
+    :param threshold: failure-mode threshold (for ``mask_decided``).
+    :param confidence: the campaign's confidence (for ``mask_decided``).
     """
 
     def __init__(self, kind: str, params: dict[str, Any], seed: int,
-                 tensorboard_dir: Path | None = None) -> None:
+                 tensorboard_dir: Path | None = None, threshold: float = 0.5,
+                 confidence: float = 0.95) -> None:
         if kind not in ("ppo", "a2c"):
             raise ValueError(f"RLAgent kind must be 'ppo' or 'a2c', got {kind!r}")
         self.kind = kind
         self.params = dict(params)
         self.seed = seed
         self.tensorboard_dir = tensorboard_dir
+        self.threshold = threshold
+        self.confidence = confidence
         self.model: Any = None
 
     def run(self, venv: Any, budget: int, on_step: StepHook) -> None:
         from stable_baselines3 import A2C, PPO
 
         params = dict(self.params)
+        algo = PPO if self.kind == "ppo" else A2C
+        if params.pop("mask_decided", False):
+            from sb3_contrib import MaskablePPO
+
+            from robomd_diagnoser.search_agents import DecidedMask
+
+            venv = DecidedMask(venv, self.threshold, self.confidence)
+            algo = MaskablePPO
         if self.kind == "ppo":
             params["batch_size"] = min(params["batch_size"], params["n_steps"] * venv.num_envs)
-        algo = PPO if self.kind == "ppo" else A2C
         self.model = algo("CnnPolicy", venv, seed=self.seed, device="cpu", verbose=0,
                           tensorboard_log=str(self.tensorboard_dir) if self.tensorboard_dir
                           else None, **params)
@@ -126,74 +106,28 @@ class RLAgent(Agent):
         return path
 
 
-class BanditAgent(Agent):
-    """Base of the non-RL baselines: one perturbation per rollout, Beta-Bernoulli counts.
-
-    :param n_actions: catalog size.
-    :param seed: seeds the baseline's own randomness.
-    :param prior_alpha: Beta prior pseudo-failures.
-    :param prior_beta: Beta prior pseudo-successes.
-    """
-
-    def __init__(self, n_actions: int, seed: int, prior_alpha: float = 1.0,
-                 prior_beta: float = 1.0) -> None:
-        self.n_actions = n_actions
-        self.rng = np.random.default_rng(seed)
-        self.prior_alpha = prior_alpha
-        self.prior_beta = prior_beta
-        self.trials = np.zeros(n_actions, dtype=int)
-        self.failures = np.zeros(n_actions, dtype=int)
-
-    @abstractmethod
-    def choose(self, agent_step: int) -> int:
-        """The perturbation index for ``agent_step``."""
-
-    def update(self, info: dict[str, Any], action: int) -> None:
-        """Count a finished step's outcome (non-completed rollouts are not counted).
-
-        :param info: the env's step info.
-        :param action: the perturbation index that was applied.
-        """
-        if info["status"] == RolloutStatus.COMPLETED.value:
-            self.trials[action] += 1
-            self.failures[action] += int(not info["success"])
-
-    def posterior_mean(self) -> np.ndarray:
-        """Posterior mean failure rate of each perturbation."""
-        return (self.prior_alpha + self.failures) / (
-            self.prior_alpha + self.prior_beta + self.trials)
-
-    def run(self, venv: Any, budget: int, on_step: StepHook) -> None:
-        venv.reset()
-        done = 0
-        while done < budget:
-            actions = np.array([self.choose(done + i) for i in range(venv.num_envs)])
-            _, _, _, infos = venv.step(actions)
-            for info, action in zip(infos, actions, strict=True):
-                self.update(info, int(action))
-            done += venv.num_envs
-            if not on_step(done, infos):
-                break
-
-    def failure_likelihood(self, observations: np.ndarray) -> np.ndarray:
-        mean = self.posterior_mean()
-        return mean / mean.sum()
-
-    def save(self, path: Path) -> Path:
-        path = Path(path).with_suffix(".json")
-        path.write_text(json.dumps({"kind": self.kind, "trials": self.trials.tolist(),
-                                    "failures": self.failures.tolist(),
-                                    "prior": [self.prior_alpha, self.prior_beta]}))
-        return path
-
-
 class UniformAgent(BanditAgent):
-    """Round-robin sweep over the catalog (agent step ``k`` applies perturbation ``k mod N``)."""
+    """Round-robin sweep over the catalog: agent step ``k`` applies perturbation ``k mod N`` of
+    the catalog order, or of one seeded random order when ``shuffle`` (one rollout per member
+    per pass either way)."""
 
     kind = "uniform"
 
+    def __init__(self, n_actions: int, seed: int, shuffle: bool = False) -> None:
+        super().__init__(n_actions, seed)
+        self.order = self.rng.permutation(n_actions) if shuffle else np.arange(n_actions)
+
     def choose(self, agent_step: int) -> int:
-        return agent_step % self.n_actions
+        return int(self.order[agent_step % self.n_actions])
+
+
+class RandomAgent(BanditAgent):
+    """A uniformly random perturbation per rollout."""
+
+    kind = "random"
+
+    def choose(self, agent_step: int) -> int:
+        return int(self.rng.integers(self.n_actions))
 
 
 class ThompsonAgent(BanditAgent):
@@ -209,18 +143,31 @@ class ThompsonAgent(BanditAgent):
 
 
 def make_agent(config: AgentConfig, n_actions: int, seed: int,
-               tensorboard_dir: Path | None = None) -> Agent:
+               tensorboard_dir: Path | None = None, *, members: Sequence[Any] | None = None,
+               threshold: float = 0.5, confidence: float = 0.95) -> Agent:
     """Build the agent a campaign config asks for.
 
     :param config: the validated agent config.
     :param n_actions: catalog size.
     :param seed: the campaign seed.
     :param tensorboard_dir: training curves of RL agents go there.
+    :param members: each member's (family, level) pairs, for the ``factor`` agent (None: each
+        member its own family).
+    :param threshold: failure-mode threshold (deciding agents).
+    :param confidence: the campaign's confidence (deciding agents).
     """
+    from robomd_diagnoser.search_agents import FactorAgent, GoodArmAgent
+
     if config.type in ("ppo", "a2c"):
-        return RLAgent(config.type, config.params, seed, tensorboard_dir)
+        return RLAgent(config.type, config.params, seed, tensorboard_dir, threshold, confidence)
     if config.type == "uniform":
-        return UniformAgent(n_actions, seed)
+        return UniformAgent(n_actions, seed, **config.params)
+    if config.type == "random":
+        return RandomAgent(n_actions, seed)
     if config.type == "thompson":
         return ThompsonAgent(n_actions, seed, **config.params)
+    if config.type == "good_arm":
+        return GoodArmAgent(n_actions, seed, threshold, confidence)
+    if config.type == "factor":
+        return FactorAgent(n_actions, seed, members, threshold, confidence, **config.params)
     raise ValueError(f"unknown agent type {config.type!r}")

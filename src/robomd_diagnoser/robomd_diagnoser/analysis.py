@@ -3,9 +3,16 @@
 - ``entropy``: of P_fail over the catalog, in nats (the paper's Table II unit; ln 21 = 3.04 is
   the uniform maximum for Lift).
 - ``num_failure_modes``: perturbations with P_fail above uniform (1/N), the paper-comparable
-  count. ``num_confirmed_failure_modes``: perturbations whose observed failure rate has a 95%
-  Wilson lower bound of at least :data:`CONFIRMED_MIN_RATE` (they fail at least one rollout in four
-  with 95% confidence): a count from measurements, not from the agent's preferences.
+  count. ``num_confirmed_failure_modes``: perturbations whose observed failure rate has an
+  anytime-valid lower bound of at least :data:`CONFIRMED_MIN_RATE` (they fail at least one rollout
+  in four, at the campaign's confidence): a count from measurements, not from the agent's
+  preferences.
+- Each perturbation's rate comes with an anytime-valid interval (valid however the agent chose
+  where to sample and when the campaign stopped) and a decision at the campaign's threshold and
+  confidence: failure mode, not a failure mode, or undecided (:mod:`robomd_diagnoser.confseq`);
+  a generalising agent adds predictions for members its rollouts leave undecided.
+- With factor structure (levels shared by members): level effects and the strongest
+  interactions (:mod:`robomd_diagnoser.factor_analysis`).
 - ``fsi``: Failure Severity Index ``sum_a P_fail(a) * W_a`` with ``W_a = P_fail(a) / max P_fail``.
 - Observed failure rates: only rollouts of a single perturbation on the nominal scene (the first
   step of an episode) count towards a perturbation's rate; rollouts of accumulated sets are
@@ -28,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from robomd_diagnoser.catalog import Catalog
+from robomd_diagnoser.confseq import estimates
+from robomd_diagnoser.factor_analysis import has_structure, interactions, level_effects
 from robomd_diagnoser.stats import failure_rates
 from robomd_diagnoser.store import RolloutRecord
 from robomd_diagnoser.world import RolloutStatus
@@ -120,8 +129,14 @@ def ranked_pairs(truth: Mapping[str, float], names: Iterable[str] | None = None,
     :param min_gap: smallest true-rate difference for a pair to count.
     """
     names = [n for n in (truth if names is None else names) if n in truth]
-    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]
-            if abs(truth[a] - truth[b]) >= min_gap - 1e-9]
+    rows, cols = np.nonzero(_pair_mask(np.array([truth[n] for n in names], dtype=float), min_gap))
+    return [(names[i], names[j]) for i, j in zip(rows, cols, strict=True)]
+
+
+def _pair_mask(t: np.ndarray, min_gap: float) -> np.ndarray:
+    """Upper-triangle mask of the pairs of true rates ``t`` at least ``min_gap`` apart (the one
+    definition of a scored pair; a float residue is tolerated: 0.3 - 0.1 counts as 0.2)."""
+    return np.triu(np.abs(t[:, None] - t[None, :]) >= min_gap - 1e-9, 1)
 
 
 def pairwise_accuracy(scores: Mapping[str, float], truth: Mapping[str, float],
@@ -135,12 +150,17 @@ def pairwise_accuracy(scores: Mapping[str, float], truth: Mapping[str, float],
     :param min_gap: smallest true-rate difference for a pair to count.
     :returns: the accuracy, or None if no pair qualifies.
     """
-    pairs = ranked_pairs(truth, [n for n in truth if n in scores], min_gap)
-    right = 0.0
-    for a, b in pairs:
-        diff = scores[a] - scores[b]
-        right += 0.5 if diff == 0 else float((diff > 0) == (truth[a] > truth[b]))
-    return right / len(pairs) if pairs else None
+    names = [n for n in truth if n in scores]
+    s = np.array([scores[n] for n in names], dtype=float)
+    t = np.array([truth[n] for n in names], dtype=float)
+    gap = t[:, None] - t[None, :]
+    diff = s[:, None] - s[None, :]
+    counted = _pair_mask(t, min_gap)
+    total = int(counted.sum())
+    if not total:
+        return None
+    right = np.where(diff == 0, 0.5, ((diff > 0) == (gap > 0)).astype(float))
+    return float(right[counted].sum() / total)
 
 
 def kendall_tau(scores: Mapping[str, float], truth: Mapping[str, float]) -> float | None:
@@ -181,11 +201,13 @@ class ModeRow:
     :param trials: completed single-perturbation rollouts.
     :param failures: of which failed.
     :param rate: ``failures / trials`` (None without trials).
-    :param lo: 95% Wilson interval, lower bound.
-    :param hi: 95% Wilson interval, upper bound.
+    :param lo: anytime-valid interval at the campaign's confidence, lower bound.
+    :param hi: anytime-valid interval, upper bound.
     :param excluded: single-perturbation rollouts that did not complete (never failures).
     :param videos: videos of failing rollouts of this perturbation (paths relative to the
         campaign directory).
+    :param decision: failure mode, not a failure mode, or undecided (from its rollouts).
+    :param prediction: a generalising agent's prediction when the rollouts leave it undecided.
     """
 
     name: str
@@ -199,6 +221,8 @@ class ModeRow:
     hi: float
     excluded: int
     videos: tuple[str, ...] = ()
+    decision: str = "undecided"
+    prediction: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +238,11 @@ class Diagnosis:
     rollouts_aborted: int
     combinations: tuple[dict[str, Any], ...]
     accuracy: dict[str, Any] | None = None
+    threshold: float = 0.5
+    confidence: float = CONFIDENCE
+    num_decided_failure_modes: int = 0
+    level_effects: tuple[dict[str, Any], ...] = ()
+    interactions: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -242,14 +271,21 @@ def accuracy_against(p_fail: Mapping[str, float], observed: Mapping[str, float],
 
 
 def diagnose(catalog: Catalog, p_fail: Sequence[float], records: Iterable[RolloutRecord],
-             ground_truth: GroundTruth | None = None) -> Diagnosis:
+             ground_truth: GroundTruth | None = None, *, threshold: float = 0.5,
+             confidence: float = CONFIDENCE, predictions: Sequence[Any] = (),
+             levels: Sequence[Any] | None = None) -> Diagnosis:
     """Combine P_fail with the campaign's rollouts (and optionally a sweep) into a diagnosis.
 
     :param catalog: the campaign's catalog (defines the order of ``p_fail``).
     :param p_fail: the agent's failure likelihood, one entry per catalog perturbation.
     :param records: the campaign's stored rollouts.
     :param ground_truth: a sweep to score the ranking against.
+    :param threshold: failure-mode threshold of the decisions.
+    :param confidence: of the anytime-valid intervals and the decisions.
+    :param predictions: a generalising agent's predictions (``Prediction`` objects).
+    :param levels: each member's (family, level) pairs, for level effects and interactions.
     """
+
     p = np.asarray(p_fail, dtype=float)
     if p.shape != (len(catalog),) or not np.isclose(p.sum(), 1.0) or (p < 0).any():
         raise ValueError(f"p_fail must be {len(catalog)} probabilities summing to 1, got {p}")
@@ -259,14 +295,16 @@ def diagnose(catalog: Catalog, p_fail: Sequence[float], records: Iterable[Rollou
     for r in records:
         if r.failed and r.video and len(r.perturbations) == 1:
             videos.setdefault(r.perturbations[0], []).append(r.video)
+    counts = np.array([[fr.failures, fr.n, fr.excluded] if (fr := table.get((pert.name,)))
+                       else [0, 0, 0] for pert in catalog], dtype=int).reshape(-1, 3)
+    est = estimates(counts[:, 0], counts[:, 1], threshold, confidence)
+    predicted = {pr.index: pr.to_dict() for pr in predictions}
     rows = []
     for i, pert in enumerate(catalog):
-        fr = table.get((pert.name,))
-        n, k, excl = (fr.n, fr.failures, fr.excluded) if fr else (0, 0, 0)
-        lo, hi = (fr.lo, fr.hi) if fr else (0.0, 1.0)
-        rows.append(ModeRow(pert.name, pert.text, float(p[i]), float(p[i] / p.max()), n, k,
-                            k / n if n else None, lo, hi, excl,
-                            tuple(videos.get(pert.name, ()))))
+        e = est[i]
+        rows.append(ModeRow(pert.name, pert.text, float(p[i]), float(p[i] / p.max()), e.trials,
+                            e.failures, e.rate, e.lo, e.hi, int(counts[i, 2]),
+                            tuple(videos.get(pert.name, ())), e.decision, predicted.get(i)))
     rows.sort(key=lambda m: -m.p_fail)
     combos = tuple(fr.to_dict() for perts, fr in table.items() if len(perts) > 1)
     completed = sum(r.status == RolloutStatus.COMPLETED.value for r in records)
@@ -274,9 +312,17 @@ def diagnose(catalog: Catalog, p_fail: Sequence[float], records: Iterable[Rollou
     if ground_truth is not None:
         observed = {m.name: (1 + m.failures) / (2 + m.trials) for m in rows}
         accuracy = accuracy_against({m.name: m.p_fail for m in rows}, observed, ground_truth)
+    effects: tuple[dict[str, Any], ...] = ()
+    strongest: tuple[dict[str, Any], ...] = ()
+    if levels is not None and has_structure(levels) and counts[:, 1].any():
+        effects = tuple(level_effects(levels, counts[:, 0], counts[:, 1], confidence))
+        strongest = tuple(interactions(catalog.names, levels, counts[:, 0], counts[:, 1],
+                                       confidence))
     return Diagnosis(
         modes=tuple(rows), entropy=entropy(p), num_failure_modes=num_failure_modes(p),
         num_confirmed_failure_modes=sum(m.trials > 0 and m.lo >= CONFIRMED_MIN_RATE
                                         for m in rows),
         fsi=fsi(p), rollouts_completed=completed, rollouts_aborted=len(records) - completed,
-        combinations=combos, accuracy=accuracy)
+        combinations=combos, accuracy=accuracy, threshold=threshold, confidence=confidence,
+        num_decided_failure_modes=sum(m.decision == "failure mode" for m in rows),
+        level_effects=effects, interactions=strongest)

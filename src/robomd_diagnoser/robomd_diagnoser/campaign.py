@@ -8,7 +8,11 @@ Campaign directory (``config.output`` or ``--out``)::
     agent.zip|.json      the final agent (SB3 zip for PPO/A2C, posterior counts for baselines)
     tensorboard/         PPO/A2C training curves
     videos/              rollout videos (sim with ``world.videos: true``)
-    diagnosis.json       P_fail, the ranked modes with observed rates, entropy, #modes, FSI
+    diagnosis.json       P_fail, the ranked modes with observed rates, anytime-valid intervals
+                         and decisions, entropy, #modes, FSI
+
+With ``stop_when_decided`` the campaign ends early once every member is decided (failure mode or
+not, :mod:`robomd_diagnoser.confseq`) from its single-perturbation rollouts.
 
 Resume: rerunning the same campaign replays it from the start. The agent is rebuilt with the same
 seed and every agent step whose rollout is stored gets the stored outcome (and cached image)
@@ -30,10 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from robomd_diagnoser.agents import Agent, StepHook, make_agent
+from robomd_diagnoser.agent_base import Agent, StepHook
+from robomd_diagnoser.agents import make_agent
 from robomd_diagnoser.analysis import Diagnosis, GroundTruth, diagnose
 from robomd_diagnoser.catalog import Catalog
 from robomd_diagnoser.config import CampaignConfig, ConfigError, check_catalog_task
+from robomd_diagnoser.confseq import decide
 from robomd_diagnoser.diagnosis_env import KEY_PREFIX, DiagnosisEnv, ObservationCache, rollout_seed
 from robomd_diagnoser.locks import DirectoryBusy, DirectoryLock
 from robomd_diagnoser.plugins import WORLDS, PluginError, load
@@ -245,7 +251,10 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
         _check_fingerprint(store, config, catalog)
         store.set_meta("campaign", config.to_dict())
         torch.set_num_threads(1)  # small CNN; keeps the cores for rollouts and makes replay exact
-        agent = make_agent(config.agent, len(catalog), config.seed, out_dir / "tensorboard")
+        agent = make_agent(config.agent, len(catalog), config.seed, out_dir / "tensorboard",
+                           threshold=config.threshold, confidence=config.confidence)
+        index = {name: i for i, name in enumerate(catalog.names)}
+        singles = np.zeros((len(catalog), 2), dtype=int)  # failures, trials
         (out_dir / "checkpoints").mkdir(exist_ok=True)
         counts = {"new": 0, "replayed": 0, "failures": 0}
         next_ckpt = [config.checkpoint_every]
@@ -258,11 +267,16 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
                     for info in infos:
                         counts["replayed" if info["replayed"] else "new"] += 1
                         counts["failures"] += info["success"] is False
+                        if info["success"] is not None and len(info["perturbations"]) == 1:
+                            singles[index[info["perturbations"][0]]] += (not info["success"], 1)
                     bar.update(min(done, config.budget) - bar.n)
                     bar.set_postfix(failures=counts["failures"], replayed=counts["replayed"])
                     if done >= next_ckpt[0]:
                         agent.save(out_dir / "checkpoints" / f"agent_{done:06d}")
                         next_ckpt[0] = done + config.checkpoint_every
+                    if config.stop_when_decided and all_decided(singles, config):
+                        log.info("every member is decided after %d rollouts; stopping", done)
+                        return False
                     return on_progress(done, infos) if on_progress else True
 
                 agent.run(venv, config.budget, on_step)
@@ -271,7 +285,9 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
             venv.close()
         agent.save(out_dir / "agent")
         diagnosis = diagnose(catalog, p, within_budget(store.records(KEY_PREFIX), config.budget,
-                                                   config.workers), ground_truth)
+                                                   config.workers), ground_truth,
+                             threshold=config.threshold, confidence=config.confidence,
+                             predictions=agent.predictions())
         p_fail = {name: float(v) for name, v in zip(catalog.names, p, strict=True)}
         write_result(out_dir, config, catalog.perturbations, p_fail, diagnosis)
         return CampaignResult(out_dir, p_fail, diagnosis, counts["new"], counts["replayed"])
@@ -293,6 +309,16 @@ def within_budget(records: list[RolloutRecord], budget: int, workers: int) -> li
     """
     steps = -(-budget // workers) * workers
     return [r for r in records if r.agent_step is None or r.agent_step < steps]
+
+
+def all_decided(counts: np.ndarray, config: CampaignConfig) -> bool:
+    """Whether every member is decided at the campaign's threshold and confidence.
+
+    :param counts: (failures, trials) per member.
+    :param config: the campaign.
+    """
+    return bool((decide(counts[:, 0], counts[:, 1], config.threshold, config.confidence)
+                 != 0).all())
 
 
 def write_result(out_dir: Path, config: CampaignConfig, perturbations: Any,

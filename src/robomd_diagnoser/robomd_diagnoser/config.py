@@ -17,7 +17,7 @@ YAML layout (every key but ``task`` has a default)::
       rollout_seconds: 0.0         # table only: simulated time per rollout
     policy: bc                     # the policy under test (sim: a policy spec)
     agent:
-      type: ppo                    # ppo | a2c | uniform | thompson
+      type: ppo                    # ppo | a2c | uniform | random | thompson | good_arm | factor
       learning_rate: 3.0e-4        # further keys per type, see AGENT_PARAMS
     budget: 126                    # rollouts
     max_perturbations: 3           # episode cap (RL agents; baselines use 1)
@@ -34,6 +34,9 @@ YAML layout (every key but ``task`` has a default)::
       cpus_per_world: 1            # ray only: CPUs Ray reserves per world
       gpus_per_world: 0            # ray only: GPUs Ray reserves per world (a policy on the GPU)
     output: runs/lift_bc           # campaign directory (relative to the working directory)
+    threshold: 0.5                 # a failure mode fails at least this often
+    confidence: 0.95               # of the anytime-valid intervals; decisions at FDR 1 - this
+    stop_when_decided: false       # end the campaign once every member is decided
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
     from robomd_diagnoser.catalog import Catalog
     from robomd_diagnoser.world import World
 
-AGENT_TYPES = ("ppo", "a2c", "uniform", "thompson")
+AGENT_TYPES = ("ppo", "a2c", "uniform", "random", "thompson", "good_arm", "factor")
 WORLD_TYPES = ("sim", "table", "real")
 #: Robots the simulated worlds support.
 ROBOTS = ("UR5e", "Panda")
@@ -76,11 +79,15 @@ RL_AGENTS = ("ppo", "a2c")
 #: worker) so that a campaign of ~100 rollouts still makes several updates.
 AGENT_PARAMS: dict[str, dict[str, Any]] = {
     "ppo": {"learning_rate": 3e-4, "gamma": 0.99, "clip_range": 0.2, "n_epochs": 10,
-            "batch_size": 64, "n_steps": 32, "gae_lambda": 0.95, "ent_coef": 0.0},
+            "batch_size": 64, "n_steps": 32, "gae_lambda": 0.95, "ent_coef": 0.0,
+            "mask_decided": False},
     "a2c": {"learning_rate": 7e-4, "gamma": 0.99, "n_steps": 5, "gae_lambda": 1.0,
             "ent_coef": 0.0},
-    "uniform": {},
+    "uniform": {"shuffle": False},
+    "random": {},
     "thompson": {"prior_alpha": 1.0, "prior_beta": 1.0},
+    "good_arm": {},
+    "factor": {"refit_every": 16, "explore": 0.1, "prior_scale": 3.0, "interaction_scale": 1.0},
 }
 _WORLD_KEYS = {"sim": {"type", "robot", "camera_size", "horizon", "videos"},
                "table": {"type", "horizon", "failure_rates", "image_size", "rollout_seconds"},
@@ -88,7 +95,10 @@ _WORLD_KEYS = {"sim": {"type", "robot", "camera_size", "horizon", "videos"},
 _EXECUTOR_KEYS = {"type", "address", "cpus_per_world", "gpus_per_world"}
 _TOP_KEYS = {"name", "task", "catalog", "world", "policy", "agent", "budget", "max_perturbations",
              "rewards", "seed", "workers", "checkpoint_every", "max_retries", "nominal_samples",
-             "output", "executor"}
+             "output", "executor", "threshold", "confidence", "stop_when_decided"}
+#: Defaults of the decision settings (see :mod:`robomd_diagnoser.confseq`).
+DECISION_DEFAULTS: dict[str, Any] = {"threshold": 0.5, "confidence": 0.95,
+                                     "stop_when_decided": False}
 
 
 class ConfigError(ValueError):
@@ -241,6 +251,9 @@ class CampaignConfig:
     output: Path
     executor: PoolConfig = PoolConfig()
     source: str = "<memory>"
+    threshold: float = 0.5
+    confidence: float = 0.95
+    stop_when_decided: bool = False
 
     @property
     def catalog(self) -> Path:
@@ -293,6 +306,11 @@ class CampaignConfig:
             data.pop(key)
         for key in ("rollout_seconds", "videos"):
             data["world"].pop(key)
+        for key, default in DECISION_DEFAULTS.items():  # campaigns from before these settings
+            if data[key] == default:
+                data.pop(key)
+        if data["agent"].get("mask_decided") is False:
+            data["agent"].pop("mask_decided")
         return data
 
 
@@ -430,11 +448,17 @@ def _agent(data: Any) -> AgentConfig:
             allowed = ", ".join(sorted(defaults)) or "no hyper-parameters"
             raise ConfigError(f"{where}.{key}: unknown for agent {atype!r}; it takes {allowed}")
         kind = type(defaults[key])
-        strict = key in ("learning_rate", "clip_range", "prior_alpha", "prior_beta")
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}: true or false, got {value!r}")
+            params[key] = value
+            continue
+        strict = key in ("learning_rate", "clip_range", "prior_alpha", "prior_beta",
+                         "prior_scale", "interaction_scale")
         params[key] = _number(value, f"{where}.{key}", kind, 0 if kind is float else 1, strict,
                               1.0 if key == "learning_rate" else
                               MAX_REWARD if kind is float else MAX_COUNT)
-    for key in ("gamma", "gae_lambda", "clip_range"):
+    for key in ("gamma", "gae_lambda", "clip_range", "explore"):
         if key in params and params[key] > 1:
             raise ConfigError(f"{where}.{key}: must be <= 1, got {params[key]}")
     return AgentConfig(atype, params)
@@ -457,6 +481,20 @@ def check_catalog_task(path: Path, task: str) -> Catalog:
                           f"{path} is for task {catalog.task!r}; use the catalog of task {task!r} "
                           "or set task to the catalog's")
     return catalog
+def _decision(data: dict[str, Any]) -> dict[str, Any]:
+    """``threshold``, ``confidence`` and ``stop_when_decided``, validated."""
+    out = {}
+    for key in ("threshold", "confidence"):
+        value = _number(data.get(key, DECISION_DEFAULTS[key]), f"campaign.{key}", float, 0, True)
+        if value >= 1:
+            raise ConfigError(f"campaign.{key}: must be between 0 and 1 (exclusive), e.g. "
+                              f"{DECISION_DEFAULTS[key]}; got {value}")
+        out[key] = value
+    stop = data.get("stop_when_decided", False)
+    if not isinstance(stop, bool):
+        raise ConfigError(f"campaign.stop_when_decided: true or false, got {stop!r}")
+    out["stop_when_decided"] = stop
+    return out
 
 
 def parse_campaign(data: Any, source: str = "<memory>", base: Path | None = None) -> CampaignConfig:
@@ -496,13 +534,14 @@ def parse_campaign(data: Any, source: str = "<memory>", base: Path | None = None
     if executor.type == "ray" and world.type == "real":
         raise ConfigError("campaign.executor.type: a real world runs on its robot through the ROS "
                           "graph, not on Ray; use executor type local (or drop the executor)")
+    decision = _decision(data)
     output = data.get("output", f"runs/{name}")
     if not isinstance(output, str) or not output:
         raise ConfigError(f"campaign.output: a directory path, got {output!r}")
     return CampaignConfig(name=name, task=task, world=world,
                           agent=_agent(data.get("agent")), rewards=rewards,
                           output=Path(output).expanduser(), executor=executor, source=source,
-                          **ints)
+                          **ints, **decision)
 
 
 def load_campaign(path: str | Path) -> CampaignConfig:

@@ -1,11 +1,12 @@
 """Reports of finished campaigns: ``report.json`` and a self-contained ``report.html``.
 
 Per campaign: a radar plot of P_fail (the paper's Fig. 7), a bar chart of P_fail next to the
-observed failure rates with 95% Wilson intervals, the ranked table (P_fail, observed rate,
-interval, trials, links to videos of failing rollouts), entropy, number of failure modes, FSI,
-and, given a ground-truth sweep, pairwise accuracy and Kendall's tau. With several campaigns, a
-heatmap of P_fail and one of the observed rates (perturbations x campaigns). Images are embedded
-as base64 PNG, so the HTML file can be mailed or archived alone.
+observed failure rates with anytime-valid intervals, the ranked table (P_fail, observed rate,
+interval, decision or prediction, trials, links to videos of failing rollouts), entropy, number
+of failure modes, FSI, the factor-level effects and strongest interactions when the space has
+factor structure, and, given a ground-truth sweep, pairwise accuracy and Kendall's tau. With
+several campaigns, a heatmap of P_fail and one of the observed rates (perturbations x
+campaigns). Images are embedded as base64 PNG, so the HTML file can be mailed or archived alone.
 """
 
 from __future__ import annotations
@@ -95,10 +96,15 @@ def load_result(campaign_dir: str | Path, ground_truth: GroundTruth | None = Non
         catalog = parse_catalog({"task": result["task"], "perturbations": result["catalog"]},
                                 str(path))
         p = [result["p_fail"][n] for n in catalog.names]
-        workers = (result.get("campaign") or {}).get("workers", 1)
+        campaign = result.get("campaign", {})
+        before = {m["name"]: m.get("prediction") for m in result["diagnosis"]["modes"]}
+        workers = campaign.get("workers", 1)
         result["diagnosis"] = diagnose(catalog, p, within_budget(records, result["budget"],
                                                                  workers),
-                                       ground_truth).to_dict()
+                                       ground_truth, threshold=campaign.get("threshold", 0.5),
+                                       confidence=campaign.get("confidence", 0.95)).to_dict()
+        for m in result["diagnosis"]["modes"]:  # the agent's predictions are not recomputed
+            m["prediction"] = before.get(m["name"])
     return result
 
 
@@ -173,7 +179,9 @@ def bars_png(result: dict) -> str:
         if not m["trials"]:
             ax2.annotate("not tried", (0.01, y), fontsize=8, va="center", color="grey")
     ax2.set_xlim(0, 1)
-    ax2.set_xlabel("observed failure rate, 95% Wilson interval (single-perturbation rollouts)")
+    conf = result["diagnosis"].get("confidence", 0.95)
+    ax2.set_xlabel(f"observed failure rate, {conf:.0%} anytime-valid interval "
+                   "(single-perturbation rollouts)")
     ax2.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{result['name']}: failure likelihood vs observed failure rate", fontsize=11)
     fig.tight_layout()
@@ -225,9 +233,16 @@ def _campaign_html(result: dict, report_dir: Path, images: dict[str, str]) -> st
         links = " ".join(
             f'<a href="{esc(os.path.relpath(Path(result["dir"]) / v, report_dir))}">'
             f"{k + 1}</a>" for k, v in enumerate(m["videos"][:5]))
+        decision = esc(m.get("decision", "undecided"))
+        pred = m.get("prediction")
+        if pred and decision == "undecided":
+            evidence = ", ".join(f"{esc(e['level'])} {e['effect']:+.1f}" for e in pred["evidence"])
+            decision = (f"<i>predicted {esc(pred['decision'])}</i> (P(rate &ge; threshold) "
+                        f"{pred['probability']:.2f}; level effects {evidence})")
         rows.append(f"<tr><td>{i}</td><td>{esc(m['name'])}</td><td>{esc(m['text'])}</td>"
                     f"<td>{m['p_fail']:.3f}</td><td>{_fmt(m['rate'], 2)}</td>"
-                    f"<td>[{m['lo']:.2f}, {m['hi']:.2f}]</td><td>{m['failures']}/{m['trials']}"
+                    f"<td>[{m['lo']:.2f}, {m['hi']:.2f}]</td><td>{decision}</td>"
+                    f"<td>{m['failures']}/{m['trials']}"
                     f"</td><td>{m['excluded']}</td><td>{links}</td></tr>")
     acc = d.get("accuracy")
     acc_html = ""
@@ -238,6 +253,7 @@ def _campaign_html(result: dict, report_dir: Path, images: dict[str, str]) -> st
                     f"<b>{_fmt(acc['kendall_tau'])}</b>; of the observed rates "
                     f"{_fmt(acc['observed_pairwise_accuracy'])} and "
                     f"{_fmt(acc['observed_kendall_tau'])}.</p>")
+    factors = _factors_html(d)
     combos = "".join(f"<li>{esc(' + '.join(c['perturbations']))}: {c['failures']}/{c['n']} "
                      "failed</li>" for c in d["combinations"])
     served = result.get("transport")
@@ -259,11 +275,42 @@ FSI <b>{d['fsi']:.3f}</b>.</p>
 <img alt="radar" src="data:image/png;base64,{images['radar']}" style="max-width:48%">
 <img alt="bars" src="data:image/png;base64,{images['bars']}" style="max-width:100%">
 <table><tr><th>rank</th><th>perturbation</th><th>description</th><th>P_fail</th>
-<th>observed rate</th><th>95% interval</th><th>failed/trials</th><th>not completed</th>
-<th>failing videos</th></tr>{''.join(rows)}</table>
+<th>observed rate</th><th>{d.get('confidence', 0.95):.0%} anytime-valid interval</th>
+<th>decision (threshold {d.get('threshold', 0.5)})</th><th>failed/trials</th>
+<th>not completed</th><th>failing videos</th></tr>{''.join(rows)}</table>
+{factors}
 <details><summary>Accumulated perturbation sets ({len(d['combinations'])})</summary>
 <ul>{combos}</ul></details>
 """
+
+
+def _factors_html(d: dict) -> str:
+    """Level effects (which levels raise failure) and the strongest interactions."""
+    esc = html.escape
+    out = ""
+    effects = d.get("level_effects") or []
+    if effects:
+        rows = "".join(
+            f"<tr><td>{esc(e['family'])}</td><td>{esc(e['level'])}</td><td>{e['effect']:+.2f}"
+            f"</td><td>[{e['lo']:+.2f}, {e['hi']:+.2f}]</td><td>{e['members_tried']}</td>"
+            f"<td>{'yes' if e['raises_failure'] else ''}</td></tr>" for e in effects)
+        out += ("<h3>Factor-level effects</h3><p>Main effects on the failure logit of an "
+                "additive model over the levels, with 95% credible intervals (model-based, not "
+                "anytime-valid). A level raises failure when its interval lies above 0.</p>"
+                "<table><tr><th>family</th><th>level</th><th>effect</th><th>interval</th>"
+                f"<th>members tried</th><th>raises failure</th></tr>{rows}</table>")
+    inter = d.get("interactions") or []
+    if inter:
+        rows = ""
+        for r in inter:
+            singles = ", ".join(f"{esc(s['name'])} {s['rate']:.2f}" for s in r["singles"])
+            rows += (f"<tr><td>{esc(r['name'])}</td><td>{r['rate']:.2f} [{r['lo']:.2f}, "
+                     f"{r['hi']:.2f}]</td><td>{singles}</td></tr>")
+        out += ("<h3>Strongest interactions</h3><p>Combinations whose interval lies above the "
+                "intervals of all their single levels: they fail where their parts do not.</p>"
+                "<table><tr><th>member</th><th>rate [interval]</th><th>singles (rate)</th></tr>"
+                f"{rows}</table>")
+    return out
 
 
 _STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px}
@@ -297,7 +344,9 @@ def write_report(results: list[dict], out_dir: str | Path) -> tuple[Path, Path]:
 <p class="note">P_fail is the agent's failure likelihood (softmax of its logits at the nominal
 scene, Eq. 3 of the paper). It sums to 1 across the perturbations, so it ranks failure modes but
 cannot say that a perturbation never fails; read it next to the observed failure rates and their
-95% intervals, measured on this campaign's single-perturbation rollouts.</p>
+anytime-valid intervals (valid however the agent chose where to sample and when the campaign
+stopped), measured on this campaign's single-perturbation rollouts, and the decision each
+supports.</p>
 {cross}{''.join(parts)}</body></html>"""
     html_path = out_dir / "report.html"
     html_path.write_text(doc)

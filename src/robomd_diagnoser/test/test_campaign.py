@@ -24,7 +24,7 @@ from robomd_diagnoser.store import RolloutStore
 @pytest.mark.parametrize("change,match", [
     ({"agent": {"type": "ppx"}}, "campaign.agent.type: unknown 'ppx'; use one of ppo, a2c"),
     ({"agent": {"type": "ppo", "n_stpes": 8}}, "campaign.agent.n_stpes: unknown for agent"),
-    ({"agent": {"type": "uniform", "learning_rate": 0.1}}, "it takes no hyper-parameters"),
+    ({"agent": {"type": "random", "learning_rate": 0.1}}, "it takes no hyper-parameters"),
     ({"agent": {"type": "ppo", "gamma": 1.5}}, "campaign.agent.gamma: must be <= 1"),
     ({"world": {"type": "mujoco"}}, "campaign.world.type: unknown 'mujoco'; use one of sim"),
     ({"world": {"type": "table"}}, "campaign.world.failure_rates: a table world needs"),

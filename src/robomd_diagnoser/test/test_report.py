@@ -63,3 +63,26 @@ def test_failing_rollout_videos_are_linked(campaigns, tmp_path):
 def test_unfinished_campaign_is_explained(tmp_path):
     with pytest.raises(ReportError, match=f"no {RESULT_FILE}.*robomd diagnose"):
         load_result(tmp_path)
+
+
+def test_factor_effects_interactions_and_decisions_are_reported(campaigns, tmp_path):
+    from diagnosis_fixtures import catalog
+
+    from robomd_diagnoser.analysis import diagnose
+    from robomd_diagnoser.store import RolloutRecord
+
+    # a, b: single levels that never fail; c = a's level + b's level always fails
+    levels = [(("f", "x"),), (("g", "y"),), (("f", "x"), ("g", "y")), (("f", "z"),),
+              (("f", "z"), ("g", "y"))]
+    fails = {"a": 0, "b": 0, "c": 12, "d": 12, "e": 12}
+    records = [RolloutRecord(f"{n}{i}", (n,), i, "completed", i >= k, 10, 0.1)
+               for n, k in fails.items() for i in range(12)]
+    d = diagnose(catalog(), [0.2] * 5, records, levels=levels)
+    assert [r["name"] for r in d.interactions] == ["c"]
+    assert d.level_effects[0]["level"] == "z"
+    result = load_result(campaigns[0])
+    result["diagnosis"] = d.to_dict()
+    _, html_path = write_report([result], tmp_path)
+    html = html_path.read_text()
+    assert "Factor-level effects" in html and "Strongest interactions" in html
+    assert "anytime-valid interval" in html and html.count(">failure mode<") == 3

@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pytest
 from continuous_fixtures import PERTS, TINY, make_sweep
-from diagnosis_fixtures import catalog
 from scipy.stats import chi2_contingency, kendalltau
 
 from robomd_diagnoser.analysis import (
@@ -138,23 +137,6 @@ def test_evaluation_seeds_stay_apart_from_training_seeds(tmp_path):
 
 
 # ------------------------------------------------------------------------- benchmark run paths
-
-
-def test_bench_diagnose_compares_agents_at_tiny_budgets():
-    from robomd_diagnoser.benchmarks.diagnose import compare_agents
-
-    rates = {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0, "e": 0.0}  # outcomes are certain
-    truth = GroundTruth(rates, 0.0, "synthetic")
-    figures = compare_agents(catalog(), truth, ["uniform", "thompson"], seeds=1,
-                             budgets=[4, 20], reference_budget=20)
-    assert figures["pairs"] == 6 and figures["perturbations"] == 5
-    for method in ("uniform", "thompson"):
-        curve = figures["methods"][method]["curve"]
-        assert set(curve) == {4, 20}
-        # every tried perturbation shows its true rate; an untried one scores 1/2, between them
-        assert curve[20]["observed_pairwise_accuracy"] == 1.0
-        assert 0.0 <= curve[20]["pairwise_accuracy"] <= 1.0
-        assert figures[f"{method}_pairwise_accuracy"] == curve[20]["pairwise_accuracy"]
 
 
 def test_bench_continuous_fold_loop_on_a_tiny_sweep(tmp_path):
