@@ -22,8 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betainc, expit, logit
-from scipy.stats import norm
+from scipy.special import betainc, expit, logit, ndtr, ndtri
 
 from robomd_diagnoser.space_truth import Levels
 
@@ -112,7 +111,7 @@ class FactorModel:
         :param trials: trials per member.
         """
         mean, sd = self.predictive_logit()
-        untried = norm.sf((logit(threshold) - mean) / sd)
+        untried = ndtr(-(logit(threshold) - mean) / sd)
         # Tried: a Beta prior with the logit-normal's two moments (Gauss-Hermite quadrature),
         # updated with the member's own counts.
         nodes, weights = np.polynomial.hermite_e.hermegauss(24)
@@ -128,7 +127,7 @@ class FactorModel:
 
     def effects(self, confidence: float = 0.95) -> list[LevelEffect]:
         """Every level's main effect with a ``confidence`` credible interval, largest first."""
-        z = norm.ppf(0.5 + confidence / 2)
+        z = ndtri(0.5 + confidence / 2)
         sd = np.sqrt(np.diag(self.cov))
         tried = (self.x[self.trials > 0, :] > 0).sum(axis=0)
         rows = [LevelEffect(f, lv, float(self.w[i + 1]), float(self.w[i + 1] - z * sd[i + 1]),

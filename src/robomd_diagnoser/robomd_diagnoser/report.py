@@ -126,27 +126,37 @@ def _plt() -> Any:
     return plt
 
 
+#: The charts show at most this many modes (the most likely ones of a larger space).
+RADAR_MAX = 24
+
+
 def radar_png(result: dict) -> str:
     """Radar plot of P_fail over the catalog, catalog order (base64 PNG).
 
     :param result: a loaded campaign result.
     """
     plt = _plt()
-    names = [p["name"] for p in result["catalog"]]
+    every = [p["name"] for p in result["catalog"]]
+    if len(every) > RADAR_MAX:  # a space: its most likely modes, in catalog order
+        top = set(sorted(every, key=lambda n: -result["p_fail"][n])[:RADAR_MAX])
+        names = [n for n in every if n in top]
+    else:
+        names = every
     values = np.array([result["p_fail"][n] for n in names])
     angles = np.linspace(0, 2 * np.pi, len(names), endpoint=False)
     fig = plt.figure(figsize=(7.5, 7.5))
     ax = fig.add_subplot(projection="polar")
     ax.plot(np.append(angles, angles[0]), np.append(values, values[0]), color="tab:red", lw=1.5)
     ax.fill(angles, values, color="tab:red", alpha=0.25)
-    ax.plot(np.append(angles, angles[0]), np.full(len(names) + 1, 1 / len(names)), "k--", lw=0.8,
+    ax.plot(np.append(angles, angles[0]), np.full(len(names) + 1, 1 / len(every)), "k--", lw=0.8,
             label="uniform 1/N")
-    ax.set_xticks(angles, [f"A{i + 1} {n}" for i, n in enumerate(names)], fontsize=8)
-    ax.set_ylim(0, max(values.max() * 1.1, 1.5 / len(names)))
+    ax.set_xticks(angles, [f"A{every.index(n) + 1} {n}" for n in names], fontsize=8)
+    ax.set_ylim(0, max(values.max() * 1.1, 1.5 / len(every)))
     ax.tick_params(axis="y", labelsize=8)
     d = result["diagnosis"]
-    ax.set_title(f"{result['name']}: P_fail ({result['agent']})\nentropy {d['entropy']:.2f} "
-                 f"nats, FSI {d['fsi']:.2f}", fontsize=11)
+    shown = "" if len(names) == len(every) else f" (top {len(names)} of {len(every)})"
+    ax.set_title(f"{result['name']}: P_fail ({result['agent']}){shown}\nentropy "
+                 f"{d['entropy']:.2f} nats, FSI {d['fsi']:.2f}", fontsize=11)
     ax.legend(loc="lower right", bbox_to_anchor=(1.15, -0.08), fontsize=8)
     return _png(fig)
 
@@ -157,11 +167,12 @@ def bars_png(result: dict) -> str:
     :param result: a loaded campaign result.
     """
     plt = _plt()
-    modes = result["diagnosis"]["modes"]
+    every = result["diagnosis"]["modes"]
+    modes = every[:RADAR_MAX]  # ranked: a space's most likely modes
     ys = np.arange(len(modes))[::-1]
     fig, (ax1, ax2) = plt.subplots(1, 2, sharey=True, figsize=(10, 1.0 + 0.3 * len(modes)))
     ax1.barh(ys, [m["p_fail"] for m in modes], color="tab:red", alpha=0.8)
-    ax1.axvline(1 / len(modes), color="k", ls="--", lw=0.8, label="uniform 1/N")
+    ax1.axvline(1 / len(every), color="k", ls="--", lw=0.8, label="uniform 1/N")
     ax1.set_yticks(ys, [m["name"] for m in modes], fontsize=9)
     ax1.set_xlabel("P_fail (agent, sums to 1)")
     ax1.legend(fontsize=8, loc="lower right")

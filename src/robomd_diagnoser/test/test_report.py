@@ -86,3 +86,31 @@ def test_factor_effects_interactions_and_decisions_are_reported(campaigns, tmp_p
     html = html_path.read_text()
     assert "Factor-level effects" in html and "Strongest interactions" in html
     assert "anytime-valid interval" in html and html.count(">failure mode<") == 3
+
+
+def test_charts_of_a_large_space_show_its_most_likely_modes(monkeypatch):
+    """A space has thousands of members: the charts keep the top RADAR_MAX, not all of them."""
+    from robomd_diagnoser import report
+
+    names = [f"m{i}" for i in range(report.RADAR_MAX + 10)]
+    p_fail = {n: (i + 1) / 1000 for i, n in enumerate(names)}  # the last members are likeliest
+    modes = [{"name": n, "p_fail": p_fail[n], "rate": 0.5, "lo": 0.0, "hi": 1.0,
+              "trials": i % 3, "failures": 0}
+             for i, n in enumerate(sorted(names, key=lambda n: -p_fail[n]))]
+    result = {"name": "space", "agent": "factor", "catalog": [{"name": n} for n in names],
+              "p_fail": p_fail, "diagnosis": {"entropy": 1.0, "fsi": 1.0, "modes": modes}}
+    ticks: list[list[str]] = []
+    real_subplot = report._plt().Figure.add_subplot
+
+    def spy(fig, *args, **kwargs):
+        ax = real_subplot(fig, *args, **kwargs)
+        original = ax.set_xticks
+        ax.set_xticks = lambda pos, labels=None, **kw: (ticks.append(list(labels or [])),
+                                                         original(pos, labels, **kw))[1]
+        return ax
+
+    monkeypatch.setattr(report._plt().Figure, "add_subplot", spy)
+    assert base64.b64decode(report.radar_png(result)).startswith(b"\x89PNG")
+    assert len(ticks[-1]) == report.RADAR_MAX
+    assert all(label.split()[1] in names[-report.RADAR_MAX:] for label in ticks[-1])
+    assert base64.b64decode(report.bars_png(result)).startswith(b"\x89PNG")

@@ -7,11 +7,12 @@ import argparse
 import sys
 
 from robomd_diagnoser import __version__
-from robomd_diagnoser.plugins import COMMANDS, load_all
+from robomd_diagnoser.plugins import COMMANDS, load, load_all, names
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every installed subcommand.
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every installed subcommand, or with ``only`` that one (then no
+    other command module is imported: ``robomd space describe`` does not pay for torch).
 
     Each command module defines ``register(subparsers)``, which adds its parser and sets ``func``
     (called with the parsed args, returns an exit code).
@@ -21,14 +22,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="RoboMD: diagnose where robot manipulation policies fail.")
     parser.add_argument("--version", action="version", version=f"robomd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
-    for _name, module in load_all(COMMANDS):
+    modules = [load(COMMANDS, only, "command")] if only else [m for _n, m in load_all(COMMANDS)]
+    for module in modules:
         module.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``robomd`` console script."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first if first in names(COMMANDS) else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -15,8 +15,6 @@ DEFAULT_SWEEP = "runs/sweep-lift-bc"
 
 def register(sub: argparse._SubParsersAction) -> None:
     from robomd_diagnoser.cli.embed import add_model_args
-    from robomd_diagnoser.continuous.agent import AgentSettings
-
     p = sub.add_parser(
         "continuous", help="unseen-perturbation ranking accuracy of continuous RoboMD",
         description="Holds catalog perturbations out of training (k folds), trains the failure "
@@ -33,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what each ranked text is embedded with: the nominal scene images, or "
                         "its own pre-rollout scene images from the sweep (observing a scene "
                         "needs no rollout; no outcome is read) (default: %(default)s)")
-    p.add_argument("--timesteps", type=int, default=AgentSettings().timesteps,
-                   help="agent training steps per fold (default: %(default)s)")
+    p.add_argument("--timesteps", type=int, default=None,
+                   help="agent training steps per fold (default: the agent's, AgentSettings)")
     p.add_argument("--work", type=Path,
                    help="where fold models go, resumable (default: SWEEP/continuous-bench/KEY, "
                         "KEY a digest of the folds and model settings)")
@@ -72,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         config, settings = model_from_args(args, source.policy, catalog.task)
         if not config.use_text and args.query_scene == "nominal":
             raise ValueError("--image-only ranks scenes, not texts: add --query-scene rendered")
-        agent_settings = AgentSettings(timesteps=args.timesteps, seed=args.seed)
+        agent_settings = AgentSettings(seed=args.seed, **(
+            {"timesteps": args.timesteps} if args.timesteps is not None else {}))
     except (DatasetError, ValueError) as exc:
         return fail(str(exc))
     work = args.work or args.sweep / "continuous-bench" / settings_key(args.folds, config, settings)
