@@ -213,8 +213,11 @@ def test_observe_is_an_upright_uint8_image(world) -> None:
 
 def test_observation_keys_and_frames(world) -> None:
     obs = world.observation()
-    assert set(obs) == {"image", "eef_pos", "gripper", *PRIVILEGED_KEYS} - {"goal_pos"}
+    assert set(obs) == {"image", "eef_pos", "gripper", "object", *PRIVILEGED_KEYS} - {"goal_pos"}
     assert obs["eef_pos"].shape == (3,) and obs["gripper"].shape == (1,)
+    # the learned-policy object state: position, orientation, position relative to the gripper
+    assert obs["object"].shape == (10,)
+    assert np.allclose(obs["object"][7:], obs["object_pos"] - obs["eef_pos"])
     assert obs["gripper"][0] == pytest.approx(1.0, abs=0.05)  # starts open
     # robot base frame: the cube lies in front of the base, below it (base sits above the table)
     assert obs["object_pos"][0] > 0.3 and obs["object_pos"][2] < 0
