@@ -289,8 +289,7 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
                              threshold=config.threshold, confidence=config.confidence,
                              predictions=agent.predictions())
         p_fail = {name: float(v) for name, v in zip(catalog.names, p, strict=True)}
-        write_result(out_dir, config, [catalog[i] for i in range(len(catalog))], p_fail,
-                     diagnosis)
+        write_result(out_dir, config, catalog.perturbations, p_fail, diagnosis)
         return CampaignResult(out_dir, p_fail, diagnosis, counts["new"], counts["replayed"])
     finally:
         store.close()

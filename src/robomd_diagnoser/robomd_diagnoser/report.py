@@ -136,7 +136,7 @@ def radar_png(result: dict) -> str:
     :param result: a loaded campaign result.
     """
     plt = _plt()
-    every = [p["name"] for p in result["catalog"]]
+    every = list(result["p_fail"])  # catalog order, a space's members included
     if len(every) > RADAR_MAX:  # a space: its most likely modes, in catalog order
         top = set(sorted(every, key=lambda n: -result["p_fail"][n])[:RADAR_MAX])
         names = [n for n in every if n in top]
