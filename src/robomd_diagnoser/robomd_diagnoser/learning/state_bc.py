@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from robomd_diagnoser.learning.weights import load_tensors, read_weights, write_weights
 from robomd_diagnoser.policy import ACTION_DIM, Observation, PolicyError, as_action
 
 FORMAT = "robomd-state-bc"
@@ -145,12 +146,7 @@ def save_state_bc(path: str | Path, model: StateBCNet, meta: dict[str, Any]) -> 
     """
     path = Path(path)
     _check_meta(meta, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "version": FORMAT_VERSION, "meta": meta, "state_dict": state},
-               tmp)
-    tmp.replace(path)
+    write_weights(path, FORMAT, FORMAT_VERSION, model, meta)
 
 
 def load_state_bc(path: str | Path) -> tuple[StateBCNet, dict[str, Any]]:
@@ -160,27 +156,11 @@ def load_state_bc(path: str | Path) -> tuple[StateBCNet, dict[str, Any]]:
         do not match its metadata.
     """
     path = Path(path)
-    if not path.is_file():
-        raise StateBCError(f"state-BC weights file {path} does not exist")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StateBCError(f"state-BC weights {path} cannot be loaded safely ({first})") from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise StateBCError(f"state-BC weights {path}: not a {FORMAT} file (no 'format': "
-                           f"'{FORMAT}'); vision BC weights load as bc:<path>")
-    if blob.get("version") != FORMAT_VERSION:
-        raise StateBCError(f"state-BC weights {path}: format version {blob.get('version')!r}, "
-                           f"this code reads version {FORMAT_VERSION}")
+    blob = read_weights(path, FORMAT, FORMAT_VERSION, "state-BC weights", StateBCError,
+                        format_hint="; vision BC weights load as bc:<path>")
     meta = _check_meta(blob.get("meta"), path)
     model = StateBCNet(sum(meta["keys"].values()), meta["hidden"], meta["layers"])
-    try:
-        model.load_state_dict(blob.get("state_dict") or {})
-    except RuntimeError as exc:
-        raise StateBCError(f"state-BC weights {path}: tensors do not match the metadata's "
-                           f"architecture ({str(exc).splitlines()[0]})") from None
-    return model.eval(), meta
+    return load_tensors(model, blob, path, "state-BC weights", StateBCError), meta
 
 
 # ------------------------------------------------------------------------------------- policy
