@@ -43,6 +43,7 @@ from robomd_diagnoser.confseq import decide
 from robomd_diagnoser.diagnosis_env import KEY_PREFIX, DiagnosisEnv, ObservationCache, rollout_seed
 from robomd_diagnoser.locks import DirectoryBusy, DirectoryLock
 from robomd_diagnoser.plugins import WORLDS, PluginError, load
+from robomd_diagnoser.progress import ProgressReporter
 from robomd_diagnoser.store import RolloutRecord, RolloutStore
 from robomd_diagnoser.world import World
 
@@ -239,7 +240,6 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
     :raises ConfigError: if ``out_dir`` holds a campaign started with other settings.
     """
     import torch
-    from tqdm import tqdm
 
     catalog = check_campaign(config)
     out_dir = Path(out_dir or config.output).resolve()
@@ -260,8 +260,8 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
         next_ckpt = [config.checkpoint_every]
         venv = _make_venv(config, out_dir, world_factory)
         try:
-            with tqdm(total=config.budget, unit="rollout", desc=f"diagnose {config.name}",
-                      file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
+            with ProgressReporter(config.budget, f"diagnose {config.name}",
+                                  enabled=progress) as bar:
 
                 def on_step(done: int, infos: Any) -> bool:
                     for info in infos:
@@ -269,8 +269,8 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
                         counts["failures"] += info["success"] is False
                         if info["success"] is not None and len(info["perturbations"]) == 1:
                             singles[index[info["perturbations"][0]]] += (not info["success"], 1)
-                    bar.update(min(done, config.budget) - bar.n)
-                    bar.set_postfix(failures=counts["failures"], replayed=counts["replayed"])
+                    bar.update(min(done, config.budget), failures=counts["failures"],
+                               replayed=counts["replayed"])
                     if done >= next_ckpt[0]:
                         agent.save(out_dir / "checkpoints" / f"agent_{done:06d}")
                         next_ckpt[0] = done + config.checkpoint_every

@@ -1,8 +1,9 @@
-"""Terminal progress of a long run (no ROS here): rollouts done of a budget, ETA, failures.
+"""Terminal progress of a long run (no ROS here): rollouts (or epochs) done of a budget, ETA,
+failures found so far. Every long command shows its progress through :class:`ProgressReporter`.
 
-On a terminal :class:`ProgressReporter` draws a tqdm bar with the ETA and the failures found so
-far; when the stream is not a terminal (a log file, CI) it prints one plain line every ``every``
-rollouts and a last one when the run ends; with ``enabled=False`` (``--no-progress``) it prints
+On a terminal it draws a tqdm bar with the ETA and the failures found so far; when the stream is
+not a terminal (a log file, CI) it prints one plain line every ``every`` units and a last one
+when the run ends; with ``enabled=False`` (``--no-progress``) it prints
 nothing. :class:`EtaClock` is the one place that estimates the time left, for the bar's plain
 lines and the browser console alike.
 """
@@ -58,32 +59,52 @@ class EtaClock:
 
 
 class ProgressReporter:
-    """Progress of ``total`` rollouts on ``stream``.
+    """Progress of ``total`` units of work (rollouts, epochs...) on ``stream``.
+
+    Use it as a context manager, or call :meth:`close` at the end.
 
     :param total: the budget.
     :param desc: what runs, e.g. the campaign's name.
     :param stream: where to write (stderr by default).
     :param enabled: False prints nothing (``--no-progress``).
-    :param every: without a terminal, one line every this many rollouts.
+    :param every: without a terminal, one line every this many units.
+    :param unit: what is counted (``rollout``, ``epoch``).
     :param clock: monotonic clock, seconds.
     """
 
     def __init__(self, total: int, desc: str, stream: TextIO | None = None, enabled: bool = True,
-                 every: int = 10, clock: Callable[[], float] = time.monotonic) -> None:
+                 every: int = 10, unit: str = "rollout",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if every < 1:
-            raise ValueError(f"every={every}: print a line every 1 or more rollouts")
-        self.total, self.desc, self.every = int(total), desc, every
+            raise ValueError(f"every={every}: print a line every 1 or more {unit}s")
+        self.total, self.desc, self.every, self.unit = int(total), desc, every, unit
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.tty = enabled and bool(getattr(self.stream, "isatty", lambda: False)())
         self.clock = EtaClock(clock)
-        self.done = self.failures = self.aborted = 0
+        self.done = 0
+        self.failures: int | None = None
+        self.aborted: int | None = None
+        self.fields: dict[str, object] = {}
         self._printed: int | None = None
         self._bar = None
 
-    def update(self, done: int, failures: int, aborted: int = 0) -> None:
-        """The run has finished ``done`` rollouts, ``failures`` of them judged failed."""
-        self.done, self.failures, self.aborted = done, failures, aborted
+    def __enter__(self) -> ProgressReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def update(self, done: int, failures: int | None = None, aborted: int | None = None,
+               **fields: object) -> None:
+        """``done`` units are finished; ``failures``/``aborted`` rollouts so far and any other
+        figures worth showing (``loss=0.12``) go beside the count."""
+        self.done = done
+        if failures is not None:
+            self.failures = failures
+        if aborted is not None:
+            self.aborted = aborted
+        self.fields.update(fields)
         eta = self.clock.eta(done, self.total)
         if not self.enabled:
             return
@@ -95,18 +116,28 @@ class ProgressReporter:
             self._printed = done
             self._line(eta)
 
+    def _shown(self) -> dict[str, object]:
+        shown: dict[str, object] = {}
+        if self.failures is not None:
+            shown["failures"] = self.failures
+        if self.aborted is not None:
+            shown["aborted"] = self.aborted
+        return shown | self.fields
+
     def _draw(self, done: int) -> None:
         from tqdm import tqdm
 
         if self._bar is None:
-            self._bar = tqdm(total=self.total, initial=min(done, self.total), unit="rollout",
+            self._bar = tqdm(total=self.total, initial=min(done, self.total), unit=self.unit,
                              desc=self.desc, file=self.stream, dynamic_ncols=True)
-        self._bar.set_postfix(failures=self.failures, aborted=self.aborted, refresh=False)
+        self._bar.set_postfix(self._shown(), refresh=False)
         self._bar.update(min(done, self.total) - self._bar.n)
 
     def _line(self, eta: float | None) -> None:
-        print(f"{self.desc}: {self.done}/{self.total} rollouts, {self.failures} failures, "
-              f"{self.aborted} aborted, ETA {format_duration(eta)}", file=self.stream,
+        parts = [f"{self.done}/{self.total} {self.unit}s"]
+        parts += [f"{v} {k}" if k in ("failures", "aborted") else f"{k} {v}"
+                  for k, v in self._shown().items()]
+        print(f"{self.desc}: {', '.join(parts)}, ETA {format_duration(eta)}", file=self.stream,
               flush=True)
 
     def close(self) -> None:

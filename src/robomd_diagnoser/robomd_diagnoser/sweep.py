@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,8 +19,10 @@ from robomd_diagnoser.catalog import Catalog, CatalogError
 from robomd_diagnoser.jobs import RolloutJob, WorldFactory
 from robomd_diagnoser.locks import DirectoryBusy, DirectoryLock
 from robomd_diagnoser.pools import JobPool, make_pool
+from robomd_diagnoser.progress import ProgressReporter
 from robomd_diagnoser.stats import FailureRate, failure_rates
 from robomd_diagnoser.store import RolloutStore
+from robomd_diagnoser.world import RolloutStatus
 
 if TYPE_CHECKING:
     from robomd_diagnoser.config import PoolConfig
@@ -144,19 +145,20 @@ def run_jobs(store: RolloutStore, pool: JobPool, jobs: Iterable[RolloutJob],
     :param progress: show a progress bar on stderr.
     :returns: the number of rollouts run now.
     """
-    from tqdm import tqdm
-
     jobs = list(jobs)
     done = store.keys()
     missing = [j for j in jobs if j.key not in done]
     todo = missing if limit is None else missing[:limit]
-    ran = 0
-    with tqdm(total=len(jobs), initial=len(jobs) - len(missing), unit="rollout",
-              desc="rollouts", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
+    ran = failures = aborted = 0
+    with ProgressReporter(len(jobs), "rollouts", enabled=progress) as bar:
+        bar.update(len(jobs) - len(missing))
         for res in pool.map_unordered(todo):
-            store.add(res.to_record(store.directory))
+            record = res.to_record(store.directory)
+            store.add(record)
             ran += 1
-            bar.update(1)
+            failures += record.failed
+            aborted += record.status != RolloutStatus.COMPLETED.value
+            bar.update(len(jobs) - len(missing) + ran, failures=failures, aborted=aborted)
     return ran
 
 

@@ -89,3 +89,46 @@ def test_no_progress_is_silent_on_a_tty_and_off_it() -> None:
 def test_every_must_be_positive() -> None:
     with pytest.raises(ValueError, match="every=0"):
         ProgressReporter(3, "c", every=0)
+
+
+def test_other_units_and_figures_show_beside_the_count() -> None:
+    out, clock = io.StringIO(), Clock()
+    with ProgressReporter(3, "embed train", stream=out, every=1, unit="epoch",
+                          clock=clock) as rep:
+        for epoch in range(1, 4):
+            clock.t = 5.0 * epoch
+            rep.update(epoch, loss=f"{1 / epoch:.2f}")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "embed train: 1/3 epochs, loss 1.00, ETA ?"
+    assert lines[1] == "embed train: 2/3 epochs, loss 0.50, ETA 0:05"
+    assert lines[-1] == "embed train: 3/3 epochs, loss 0.33, ETA 0:00"
+
+
+def test_long_commands_report_through_the_reporter(tmp_path) -> None:
+    """A sweep without a terminal prints plain progress lines with its failures, not a bar."""
+    import contextlib
+
+    from diagnosis_fixtures import NAMES, catalog
+
+    from robomd_diagnoser.jobs import RolloutJob
+    from robomd_diagnoser.pools import InProcessPool
+    from robomd_diagnoser.store import RolloutStore
+    from robomd_diagnoser.sweep import run_jobs
+    from robomd_diagnoser.table_world import TableWorld
+
+    rates = {n: 1.0 if n == NAMES[0] else 0.0 for n in NAMES}
+    jobs = [RolloutJob(f"{name}-{i}", (name,), i, 10) for i in range(12)
+            for name in (NAMES[0], NAMES[1])]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), RolloutStore(tmp_path / "r.sqlite") as store:
+        pool = InProcessPool(TableWorld(catalog(), rates), close_world=True)
+        try:
+            assert run_jobs(store, pool, jobs, progress=True) == 24
+        finally:
+            pool.close()
+    lines = err.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        "rollouts: 0/24 rollouts", "rollouts: 10/24 rollouts", "rollouts: 20/24 rollouts",
+        "rollouts: 24/24 rollouts"]
+    assert lines[-1].startswith("rollouts: 24/24 rollouts, 12 failures, 0 aborted")
+    assert "\r" not in err.getvalue()

@@ -58,10 +58,12 @@ _OVERLAP = 1e-3
 _GRIPPER_OPEN_END = {"Robotiq85Gripper": 0, "PandaGripper": 1}
 #: robosuite warns at import about optional extras no campaign uses: robosuite_models' extra
 #: robots and the mink whole-body IK of its GR1 humanoid (robosuite/__init__.py), and the
-#: private macro file (robosuite/macros.py; its defaults are what the worlds expect).
+#: private macro file (robosuite/macros.py; its defaults are what the worlds expect); and it
+#: logs the controller file it loads each time a world is built.
 _OPTIONAL_EXTRAS = ("Could not import robosuite_models",
                     "Could not load the mink-based whole-body IK", "No private macro file found",
-                    "It is recommended to use a private macro file", "To setup, run: python")
+                    "It is recommended to use a private macro file", "To setup, run: python",
+                    "Loading controller configuration from")
 
 
 def _not_about_optional_extras(record: logging.LogRecord) -> bool:

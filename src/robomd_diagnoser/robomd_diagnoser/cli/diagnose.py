@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from robomd_diagnoser.cli import add_executor_args, executor_from_args
+from robomd_diagnoser.progress import add_progress_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "extended)")
     p.add_argument("--ground-truth", type=Path,
                    help="a sweep's failure_rates.json to score the ranking against")
-    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    add_progress_argument(p)
     add_executor_args(p)
     p.set_defaults(func=run)
 

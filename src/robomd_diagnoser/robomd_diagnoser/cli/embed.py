@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from robomd_diagnoser.progress import add_progress_argument
+
 #: ``--full``: the paper's sizes (ViT-Ti/16 at 224 px with all 12 blocks, 100 epochs).
 FULL = {"img_size": 224, "depth": None, "epochs": 100}
 
@@ -107,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", type=Path, help="output directory (default: DATA/continuous)")
     t.add_argument("--exclude", default="",
                    help="comma-separated perturbations to hold out entirely")
-    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(t)
     add_model_args(t)
     t.set_defaults(func=run_train)
     e = esub.add_parser(
@@ -122,7 +124,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", type=Path, help="report directory (default: MODEL/eval)")
     e.add_argument("--no-ablations", action="store_true", help="evaluate the model only")
     e.add_argument("--json", action="store_true", help="print the figures as JSON")
-    e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(e)
     e.set_defaults(func=run_eval)
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from robomd_diagnoser.cli import add_executor_args, executor_from_args, not_positive
+from robomd_diagnoser.progress import add_progress_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed,
                    help="seed of replay draw, uniform allocation and training (default: "
                         "%(default)s)")
-    p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
+    add_progress_argument(p)
     add_executor_args(p)
     p.set_defaults(func=run)
 

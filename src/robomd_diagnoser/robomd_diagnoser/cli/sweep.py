@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from robomd_diagnoser.cli import add_executor_args, executor_from_args, not_positive
+from robomd_diagnoser.progress import add_progress_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output directory (default: runs/sweep-<task>-<policy>)")
     p.add_argument("--limit", type=int,
                    help="run at most this many new rollouts now; rerun to continue")
-    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    add_progress_argument(p)
     p.set_defaults(func=run)
 
 

@@ -15,7 +15,6 @@ never samples (they are not policy outcomes).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from robomd_diagnoser.catalog import Catalog, parse_catalog
 from robomd_diagnoser.config import WorldSettings
 from robomd_diagnoser.diagnosis_env import ObservationCache
+from robomd_diagnoser.progress import ProgressReporter
 from robomd_diagnoser.store import RolloutRecord, RolloutStore
 from robomd_diagnoser.sweep import META_KEY as SWEEP_META
 from robomd_diagnoser.sweep import NOMINAL, NOMINAL_TEXT
@@ -324,8 +324,6 @@ def load_dataset(directory: str | Path, exclude: Sequence[str] = (), progress: b
     :param renderer: render missing images with this instead of the directory's world (tests).
     :raises DatasetError: for an unknown directory, unknown excluded names, or no samples.
     """
-    from tqdm import tqdm
-
     source = open_source(directory)
     _check_names(source.catalog, exclude, str(directory))
     with RolloutStore(source.directory / STORE_FILE) as store:
@@ -339,14 +337,16 @@ def load_dataset(directory: str | Path, exclude: Sequence[str] = (), progress: b
         _seed_from_campaign(images, records)
     perts, seeds, texts, success, imgs, nominal = [], [], [], [], [], []
     try:
-        for r in tqdm(records, desc="scene images", unit="rollout", file=sys.stderr,
-                      disable=not progress, dynamic_ncols=True):
+        bar = ProgressReporter(len(records), "scene images", enabled=progress, every=100)
+        for i, r in enumerate(records):
             perts.append(tuple(r.perturbations))
             seeds.append(r.seed)
             texts.append(perturbation_text(source.catalog, r.perturbations))
             success.append(bool(r.success))
             imgs.append(images.get(r.perturbations, r.seed))
             nominal.append(images.get((), r.seed))
+            bar.update(i + 1)
+        bar.close()
     finally:
         images.close()
     return RolloutDataset(source.catalog, perts, np.asarray(seeds, dtype=np.int64), texts,

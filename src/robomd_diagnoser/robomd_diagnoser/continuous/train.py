@@ -36,6 +36,7 @@ from torch.nn import functional as F
 from robomd_diagnoser.continuous.dataset import RolloutDataset
 from robomd_diagnoser.continuous.embedding_env import KnownEmbeddings
 from robomd_diagnoser.continuous.model import EmbedderConfig, FailureEmbedder
+from robomd_diagnoser.progress import ProgressReporter
 from robomd_diagnoser.sweep import NOMINAL_TEXT
 
 CHECKPOINT = "checkpoint.pt"
@@ -224,8 +225,6 @@ def train_embedding(dataset: RolloutDataset, config: EmbedderConfig, settings: T
     :param progress: show a progress bar on stderr.
     :raises TrainError: if ``out_dir`` holds a run with other data or settings.
     """
-    from tqdm import tqdm
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = _fingerprint(dataset, config, settings)
@@ -259,8 +258,9 @@ def train_embedding(dataset: RolloutDataset, config: EmbedderConfig, settings: T
     swap_prob = settings.nominal_image_prob if config.use_text else 0.0
     n = len(dataset)
     t0 = time.monotonic()
-    with tqdm(total=settings.epochs, initial=start_epoch, desc="embed train", unit="epoch",
-              file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
+    with ProgressReporter(settings.epochs, "embed train", enabled=progress, every=1,
+                          unit="epoch") as bar:
+        bar.update(start_epoch)
         for epoch in range(start_epoch, settings.epochs):
             module.train()
             order = torch.randperm(n, generator=gen)
@@ -291,9 +291,8 @@ def train_embedding(dataset: RolloutDataset, config: EmbedderConfig, settings: T
                         "model": module.state_dict(), "optimizer": optimizer.state_dict(),
                         "generator": gen.get_state(), "history": history}, tmp)
             tmp.replace(ckpt_path)
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.3f}", bce=f"{row['bce']:.3f}",
-                            acc=f"{row['train_accuracy']:.2f}")
+            bar.update(epoch + 1, loss=f"{row['loss']:.3f}", bce=f"{row['bce']:.3f}",
+                       acc=f"{row['train_accuracy']:.2f}")
     embedder.module.eval()
     embedder.save(out / EMBEDDER, {"settings": asdict(settings), "data": dataset.source,
                                    "samples": len(dataset), "history": history})

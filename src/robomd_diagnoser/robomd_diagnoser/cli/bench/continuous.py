@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from robomd_diagnoser.benchmarks.continuous import QUERY_SCENES, TARGET
+from robomd_diagnoser.progress import add_progress_argument
 
 DEFAULT_SWEEP = "runs/sweep-lift-bc"
 
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where fold models go, resumable (default: SWEEP/continuous-bench/KEY, "
                         "KEY a digest of the folds and model settings)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(p)
     add_model_args(p)
     p.set_defaults(func=run)
 
