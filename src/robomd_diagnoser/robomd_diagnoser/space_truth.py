@@ -127,7 +127,8 @@ def load_space_truth(path: str | Path) -> SpaceTruth:
             where = f"{path}: perturbations[{i}]"
             if not isinstance(row, dict) or not isinstance(row.get("name"), str):
                 raise ValueError(f"{where}: needs a name, n and failures")
-            members.append(_member({"name": row["name"], "levels": [[row["name"], row["name"]]],
+            levels = row.get("levels") or [[row["name"], row["name"]]]  # a space's member
+            members.append(_member({"name": row["name"], "levels": levels,
                                     "failures": row.get("failures"), "trials": row.get("n")},
                                    where))
         members = tuple(members)

@@ -20,6 +20,7 @@ from robomd_diagnoser.jobs import RolloutJob, WorldFactory
 from robomd_diagnoser.locks import DirectoryBusy, DirectoryLock
 from robomd_diagnoser.pools import JobPool, make_pool
 from robomd_diagnoser.progress import ProgressReporter
+from robomd_diagnoser.space_truth import MemberTruth, SpaceTruth
 from robomd_diagnoser.stats import FailureRate, failure_rates
 from robomd_diagnoser.store import RolloutStore
 from robomd_diagnoser.world import RolloutStatus
@@ -170,18 +171,23 @@ class SweepRow:
     :param text: its description.
     :param rate: failure counts and interval.
     :param above_nominal: the interval lies entirely above the nominal scene's interval.
+    :param levels: for a member of a factor space, its (family, level) pairs.
     """
 
     name: str
     text: str
     rate: FailureRate
     above_nominal: bool
+    levels: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         r = self.rate
-        return {"name": self.name, "text": self.text, "n": r.n, "failures": r.failures,
-                "excluded": r.excluded, "failure_rate": r.rate, "lo": r.lo, "hi": r.hi,
-                "above_nominal": self.above_nominal}
+        row = {"name": self.name, "text": self.text, "n": r.n, "failures": r.failures,
+               "excluded": r.excluded, "failure_rate": r.rate, "lo": r.lo, "hi": r.hi,
+               "above_nominal": self.above_nominal}
+        if self.levels:
+            row["levels"] = [list(lv) for lv in self.levels]
+        return row
 
 
 def sweep_table(store: RolloutStore, catalog: Catalog, rollouts: int) -> list[SweepRow]:
@@ -207,7 +213,8 @@ def sweep_table(store: RolloutStore, catalog: Catalog, rollouts: int) -> list[Sw
         if catalog.space is not None and r.n == 0:
             continue  # a factor space is swept in part: list what was rolled out
         rows.append(SweepRow(name, catalog[name].text, r,
-                             r.n > 0 and nominal.n > 0 and r.lo > nominal.hi))
+                             r.n > 0 and nominal.n > 0 and r.lo > nominal.hi,
+                             catalog[name].levels))
     return rows
 
 
@@ -223,7 +230,8 @@ def write_reports(rows: list[SweepRow], out_dir: Path, info: dict[str, Any]) -> 
     dicts = [r.to_dict() for r in rows]
     csv_path = out_dir / "failure_rates.csv"
     with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(dicts[0]))
+        # a member's levels are in its name; the CSV keeps one flat row per scene
+        writer = csv.DictWriter(f, fieldnames=list(dicts[0]), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(dicts)
     json_path = out_dir / "failure_rates.json"
@@ -232,6 +240,30 @@ def write_reports(rows: list[SweepRow], out_dir: Path, info: dict[str, Any]) -> 
     png_path = out_dir / "failure_rates.png"
     _plot(rows, png_path, info)
     return [csv_path, json_path, png_path]
+
+
+def write_ground_truth(rows: list[SweepRow], path: Path, space: str, command: str,
+                       info: dict[str, Any]) -> Path:
+    """Write a complete sweep as a space ground truth (:mod:`robomd_diagnoser.space_truth`):
+    every measured perturbation with its levels, failures and trials, and the nominal scene.
+
+    :param rows: the table from :func:`sweep_table` (nominal first).
+    :param path: the JSON file to write (atomically).
+    :param space: the space's name.
+    :param command: the command that rebuilds it.
+    :param info: the run's settings, stored beside the members.
+    """
+    members = tuple(MemberTruth(r.name, r.levels or ((r.name, r.name),), r.rate.failures,
+                                r.rate.n) for r in rows[1:] if r.rate.n > 0)
+    nominal = rows[0].rate
+    data = {**SpaceTruth(space, members, command, str(path)).to_dict(),
+            "nominal": {"failures": nominal.failures, "trials": nominal.n},
+            "settings": {k: v for k, v in info.items() if k != "complete"}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+    return path
 
 
 def _plot(rows: list[SweepRow], path: Path, info: dict[str, Any]) -> None:

@@ -201,3 +201,44 @@ def test_lift_sweep_with_the_expert_is_resumable(lift_subset, tmp_path, capsys):
     # Other settings on the same directory are refused with the difference named.
     assert main([*argv[:-3], "--seed", "6", "--out", str(out)]) == 2
     assert "seed: stored 5, now 6" in capsys.readouterr().err
+
+
+def test_a_space_sweep_is_written_as_a_ground_truth_with_levels(tmp_path):
+    from robomd_diagnoser.catalog import parse_catalog
+    from robomd_diagnoser.space_truth import load_space_truth
+    from robomd_diagnoser.sweep import write_ground_truth
+
+    space = parse_catalog({"task": "toy", "families": [
+        {"name": "mass", "factor": "object_mass", "target": "cube", "values": [2, 20]},
+        {"name": "noise", "factor": "action_noise", "values": [0.1, 0.5]}],
+        "combinations": {"order": 2}})
+
+    class SpaceWorld(ToyWorld):
+        catalog = space
+
+        def execute(self, max_steps, seed, on_step=None, should_stop=None) -> RolloutResult:
+            # heavy cubes always fail; strong noise fails on odd seeds
+            names = "+".join(self.perts)
+            self.ok = "mass_20" not in names and not ("noise_0p5" in names and seed % 2)
+            return RolloutResult(RolloutStatus.COMPLETED, 5, 0.01)
+
+    jobs = sweep_jobs(space, 4, 0, 20)
+    with RolloutStore(tmp_path / "r.sqlite") as store:
+        run_jobs(store, InProcessPool(SpaceWorld()), jobs, progress=False)
+        rows = sweep_table(store, space, 4)
+    path = write_ground_truth(rows, tmp_path / "gt" / "toy.json", "toy_space", "robomd sweep x",
+                              {"task": "toy", "rollouts": 4, "complete": True})
+    truth = load_space_truth(path)
+    assert truth.space == "toy_space" and truth.command == "robomd sweep x"
+    assert len(truth.members) == len(space) == 8  # 4 singles + 4 pairs
+    by_name = {m.name: m for m in truth.members}
+    for member in space.space:
+        got = by_name[member.name]
+        assert got.levels == member.levels and got.trials == 4
+        assert got.failures == (4 if "mass_20" in member.name
+                                else 2 if "noise_0p5" in member.name else 0)
+    data = json.loads(path.read_text())
+    assert data["nominal"] == {"failures": 0, "trials": 4}
+    assert data["settings"] == {"task": "toy", "rollouts": 4}
+    reports = write_reports(rows, tmp_path / "out", {"task": "toy"})
+    assert load_space_truth(reports[1]).members == truth.members  # the sweep's own JSON too

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output directory (default: runs/sweep-<task>-<policy>)")
     p.add_argument("--limit", type=int,
                    help="run at most this many new rollouts now; rerun to continue")
+    p.add_argument("--ground-truth", type=Path, metavar="FILE",
+                   help="once the sweep is complete, also write its per-member failures and "
+                        "trials as a space ground truth (for robomd bench diagnose)")
     add_progress_argument(p)
     p.set_defaults(func=run)
 
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from robomd_diagnoser.paths import find_config
     from robomd_diagnoser.policy import PolicyError
     from robomd_diagnoser.store import StoreError
-    from robomd_diagnoser.sweep import SweepError, SweepSettings, run_sweep
+    from robomd_diagnoser.sweep import SweepError, SweepSettings, run_sweep, write_ground_truth
 
     def fail(msg: str) -> int:
         print(f"robomd sweep: error: {msg}", file=sys.stderr)
@@ -116,6 +119,18 @@ def run(args: argparse.Namespace) -> int:
     _print_table(outcome.rows)
     print(f"wrote {', '.join(str(p) for p in outcome.reports)}" +
           ("" if outcome.complete else " (partial: rerun the same command to finish)"))
+    if args.ground_truth is not None:
+        if not outcome.complete:
+            print(f"not writing {args.ground_truth} yet: the sweep is partial")
+        else:
+            command = (f"robomd sweep --catalog {catalog_path} --policy {args.policy} "
+                       f"--rollouts {args.rollouts} --seed {args.seed} --horizon {args.horizon} "
+                       f"--camera-size {args.camera_size} --robot {args.robot} --workers 2 "
+                       f"--out runs/gt-{Path(catalog_path).stem} --ground-truth "
+                       f"{args.ground_truth}  # resumable; --limit N builds it in pieces")
+            write_ground_truth(outcome.rows, args.ground_truth, Path(catalog_path).stem,
+                               command, info)
+            print(f"wrote {args.ground_truth} ({len(outcome.rows) - 1} members)")
     return 0
 
 
