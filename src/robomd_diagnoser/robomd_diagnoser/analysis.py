@@ -37,6 +37,7 @@ import numpy as np
 from robomd_diagnoser.catalog import Catalog
 from robomd_diagnoser.confseq import estimates
 from robomd_diagnoser.factor_analysis import has_structure, interactions, level_effects
+from robomd_diagnoser.space_truth import load_space_truth
 from robomd_diagnoser.stats import failure_rates
 from robomd_diagnoser.store import RolloutRecord
 from robomd_diagnoser.world import RolloutStatus
@@ -61,7 +62,8 @@ class GroundTruth:
 
 
 def load_ground_truth(path: str | Path) -> GroundTruth:
-    """Read a sweep's ``failure_rates.json`` (written by ``robomd sweep``).
+    """Read a sweep's ``failure_rates.json`` (written by ``robomd sweep``) or a space ground
+    truth (:mod:`robomd_diagnoser.space_truth`, ``robomd sweep --ground-truth``).
 
     :param path: the file.
     :raises ValueError: if it is missing or has no measured perturbation rates.
@@ -75,10 +77,18 @@ def load_ground_truth(path: str | Path) -> GroundTruth:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"ground truth {path} is not valid JSON ({exc}); is it a sweep's "
                          "failure_rates.json?") from None
+    if isinstance(data, dict) and "members" in data:  # a space ground truth
+        truth = load_space_truth(path)
+        nominal = data.get("nominal")
+        return GroundTruth({m.name: m.rate for m in truth.members},
+                           nominal["failures"] / nominal["trials"]
+                           if isinstance(nominal, dict) and nominal.get("trials") else None,
+                           str(path))
     rows = data.get("perturbations") if isinstance(data, dict) else None
     if not isinstance(rows, list) or not rows:
         raise ValueError(f"{path}: expected a sweep's failure_rates.json with a 'perturbations' "
-                         "list of {name, failure_rate, ...}")
+                         "list of {name, failure_rate, ...}, or a space ground truth with "
+                         "'members'")
     rates = {}
     for i, row in enumerate(rows):
         rate = row.get("failure_rate") if isinstance(row, dict) else None

@@ -37,7 +37,7 @@ import numpy as np
 from robomd_diagnoser.agent_base import Agent, StepHook
 from robomd_diagnoser.agents import make_agent
 from robomd_diagnoser.analysis import Diagnosis, GroundTruth, diagnose
-from robomd_diagnoser.catalog import Catalog
+from robomd_diagnoser.catalog import Catalog, parse_catalog
 from robomd_diagnoser.config import CampaignConfig, ConfigError, check_catalog_task
 from robomd_diagnoser.confseq import decide
 from robomd_diagnoser.diagnosis_env import KEY_PREFIX, DiagnosisEnv, ObservationCache, rollout_seed
@@ -251,8 +251,10 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
         _check_fingerprint(store, config, catalog)
         store.set_meta("campaign", config.to_dict())
         torch.set_num_threads(1)  # small CNN; keeps the cores for rollouts and makes replay exact
+        levels = catalog.member_levels() if catalog.space is not None else None
         agent = make_agent(config.agent, len(catalog), config.seed, out_dir / "tensorboard",
-                           threshold=config.threshold, confidence=config.confidence)
+                           members=levels, threshold=config.threshold,
+                           confidence=config.confidence)
         index = {name: i for i, name in enumerate(catalog.names)}
         singles = np.zeros((len(catalog), 2), dtype=int)  # failures, trials
         (out_dir / "checkpoints").mkdir(exist_ok=True)
@@ -287,9 +289,9 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
         diagnosis = diagnose(catalog, p, within_budget(store.records(KEY_PREFIX), config.budget,
                                                    config.workers), ground_truth,
                              threshold=config.threshold, confidence=config.confidence,
-                             predictions=agent.predictions())
+                             predictions=agent.predictions(), levels=levels)
         p_fail = {name: float(v) for name, v in zip(catalog.names, p, strict=True)}
-        write_result(out_dir, config, catalog.perturbations, p_fail, diagnosis)
+        write_result(out_dir, config, catalog, p_fail, diagnosis)
         return CampaignResult(out_dir, p_fail, diagnosis, counts["new"], counts["replayed"])
     finally:
         store.close()
@@ -321,13 +323,14 @@ def all_decided(counts: np.ndarray, config: CampaignConfig) -> bool:
                  != 0).all())
 
 
-def write_result(out_dir: Path, config: CampaignConfig, perturbations: Any,
+def write_result(out_dir: Path, config: CampaignConfig, catalog: Catalog,
                  p_fail: dict[str, float], diagnosis: Diagnosis) -> Path:
     """Write ``diagnosis.json`` (what ``robomd report`` reads).
 
     :param out_dir: campaign directory.
     :param config: the campaign.
-    :param perturbations: the catalog's perturbations (stored with the result).
+    :param catalog: the catalog, stored with the result: its single entries and, for a factor
+        space, the families and combinations as written (``space``).
     :param p_fail: P_fail per name.
     :param diagnosis: the analysis.
     """
@@ -336,7 +339,20 @@ def write_result(out_dir: Path, config: CampaignConfig, perturbations: Any,
     tmp.write_text(json.dumps({
         "name": config.name, "task": config.task, "policy": config.policy,
         "agent": config.agent.type, "world": config.world.type, "budget": config.budget,
-        "campaign": config.to_dict(), "catalog": [p.to_dict() for p in perturbations],
-        "p_fail": p_fail, "diagnosis": diagnosis.to_dict()}, indent=2))
+        "campaign": config.to_dict(), "catalog": [p.to_dict() for p in catalog.perturbations],
+        "space": catalog.space_source, "p_fail": p_fail, "diagnosis": diagnosis.to_dict()},
+        indent=2))
     tmp.replace(path)
     return path
+
+
+def result_catalog(result: dict[str, Any], source: str) -> Catalog:
+    """The catalog a ``diagnosis.json`` was written with (:func:`write_result`).
+
+    :param result: the file's content.
+    :param source: names the file in errors.
+    :raises CatalogError: if the stored catalog is not valid.
+    """
+    return parse_catalog({"task": result["task"], "perturbations": result["catalog"],
+                          **(result.get("space") or {})}, source)
+

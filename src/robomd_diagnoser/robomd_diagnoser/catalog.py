@@ -107,6 +107,11 @@ class Catalog:
         """Every name in index order (lists the whole space: use on small catalogs only)."""
         return [p.name for p in self]
 
+    def member_levels(self) -> list[tuple[tuple[str, str], ...]]:
+        """Each entry's (family, level) pairs in index order; a single entry is a one-level
+        member of its own family. Lists the whole space: use on campaign-sized catalogs."""
+        return [p.levels or ((p.name, p.name),) for p in self]
+
     def index(self, name: str) -> int:
         """The index of ``name``; raises CatalogError for an unknown name."""
         if name in self._index:

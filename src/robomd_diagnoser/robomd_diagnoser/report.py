@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from robomd_diagnoser.analysis import Diagnosis, GroundTruth, diagnose
-from robomd_diagnoser.campaign import RESULT_FILE, STORE_FILE, within_budget
-from robomd_diagnoser.catalog import CatalogError, parse_catalog
+from robomd_diagnoser.campaign import RESULT_FILE, STORE_FILE, result_catalog, within_budget
+from robomd_diagnoser.catalog import CatalogError
 from robomd_diagnoser.diagnosis_env import KEY_PREFIX
 from robomd_diagnoser.store import RolloutStore, StoreError
 
@@ -58,8 +58,7 @@ def _read_result(path: Path) -> dict:
         raise ReportError(f"{path}: diagnosis.{missing[0]} is missing; rerun `robomd diagnose` "
                           "with the same config to rewrite it")
     try:
-        catalog = parse_catalog({"task": result["task"], "perturbations": result["catalog"]},
-                                f"{path} (catalog)")
+        catalog = result_catalog(result, f"{path} (catalog)")
     except CatalogError as exc:
         raise ReportError(str(exc)) from None
     absent = [n for n in catalog.names if not isinstance(result["p_fail"].get(n), (int, float))]
@@ -93,8 +92,7 @@ def load_result(campaign_dir: str | Path, ground_truth: GroundTruth | None = Non
     transport = campaign_dir / TRANSPORT_FILE
     result["transport"] = json.loads(transport.read_text()) if transport.is_file() else None
     if ground_truth is not None:
-        catalog = parse_catalog({"task": result["task"], "perturbations": result["catalog"]},
-                                str(path))
+        catalog = result_catalog(result, str(path))
         p = [result["p_fail"][n] for n in catalog.names]
         campaign = result.get("campaign", {})
         before = {m["name"]: m.get("prediction") for m in result["diagnosis"]["modes"]}
@@ -102,7 +100,9 @@ def load_result(campaign_dir: str | Path, ground_truth: GroundTruth | None = Non
         result["diagnosis"] = diagnose(catalog, p, within_budget(records, result["budget"],
                                                                  workers),
                                        ground_truth, threshold=campaign.get("threshold", 0.5),
-                                       confidence=campaign.get("confidence", 0.95)).to_dict()
+                                       confidence=campaign.get("confidence", 0.95),
+                                       levels=catalog.member_levels() if catalog.space else None
+                                       ).to_dict()
         for m in result["diagnosis"]["modes"]:  # the agent's predictions are not recomputed
             m["prediction"] = before.get(m["name"])
     return result

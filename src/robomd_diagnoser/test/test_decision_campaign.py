@@ -47,3 +47,41 @@ def test_good_arm_campaign_stops_when_every_member_is_decided(tmp_path):
     assert all(modes[n]["decision"] == "not a failure mode" for n in "bcde")
     assert result.new_rollouts < 400, "stopped once decided, before the budget"
     assert data["diagnosis"]["num_decided_failure_modes"] == 1
+
+
+def test_a_campaign_over_a_factor_space_uses_its_levels(tmp_path):
+    """The factor agent and the diagnosis see the members' levels; the report re-scores the
+    whole space against a space ground truth."""
+    import yaml
+
+    from robomd_diagnoser.analysis import load_ground_truth
+    from robomd_diagnoser.catalog import load_catalog
+    from robomd_diagnoser.report import load_result
+
+    cat = tmp_path / "space.yaml"
+    cat.write_text(yaml.safe_dump({"task": "toy", "families": [
+        {"name": "mass", "factor": "object_mass", "target": "cube", "values": [2, 5, 20]},
+        {"name": "noise", "factor": "action_noise", "values": [0.1, 0.2, 0.5]}],
+        "combinations": {"order": 2}}))
+    space = load_catalog(cat)
+    rates = {n: 1.0 if "mass_20" in n else 0.0 for n in space.names}
+    gt = tmp_path / "truth.json"
+    gt.write_text(json.dumps({"space": "toy", "command": "test", "members": [
+        {"name": m.name, "levels": [list(lv) for lv in m.levels],
+         "failures": int(rates[m.name] * 4), "trials": 4} for m in space.space]}))
+    table = tmp_path / "rates.json"
+    table.write_text(json.dumps({"task": "toy", "nominal": {"failure_rate": 0.0},
+                                 "perturbations": [{"name": n, "failure_rate": r}
+                                                   for n, r in rates.items()]}))
+    path = write_campaign(tmp_path, catalog=str(cat), agent={"type": "factor"}, budget=40,
+                          world={"type": "table", "failure_rates": str(table), "horizon": 40})
+    result = run_campaign(load_campaign(path), progress=False)
+    data = json.loads((result.out_dir / RESULT_FILE).read_text())
+    assert data["space"]["combinations"] == {"order": 2}
+    effects = {(e["family"], e["level"]): e for e in data["diagnosis"]["level_effects"]}
+    assert ("mass", "20") in effects, "level effects are per family level, not per member"
+    evidence = [p for m in data["diagnosis"]["modes"] if (p := m.get("prediction"))]
+    assert evidence and all(len(p["evidence"]) >= 1 for p in evidence)
+    rescored = load_result(result.out_dir, load_ground_truth(gt))
+    assert rescored["diagnosis"]["accuracy"]["pairs"] > 0
+    assert len(rescored["diagnosis"]["modes"]) == len(space) == 15

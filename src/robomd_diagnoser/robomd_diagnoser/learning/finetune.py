@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from robomd_diagnoser.catalog import Catalog, parse_catalog
+from robomd_diagnoser.campaign import result_catalog
+from robomd_diagnoser.catalog import Catalog
 from robomd_diagnoser.config import PoolConfig, WorldSettings
 from robomd_diagnoser.learning.bc_policy import shipped_weights
 from robomd_diagnoser.learning.train import TrainConfig, train_bc
@@ -109,8 +110,7 @@ def load_diagnosis(campaign_dir: str | Path) -> Diagnosed:
     data = json.loads(path.read_text())
     try:
         campaign, modes = data["campaign"], data["diagnosis"]["modes"]
-        catalog = parse_catalog({"task": data["task"], "perturbations": data["catalog"]},
-                                str(path))
+        catalog = result_catalog(data, str(path))
         world = campaign["world"]
     except (KeyError, TypeError) as exc:
         raise FinetuneError(f"{path}: not a campaign result (missing {exc}); it is written by "
