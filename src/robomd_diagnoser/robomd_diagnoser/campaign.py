@@ -276,7 +276,7 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
                     if done >= next_ckpt[0]:
                         agent.save(out_dir / "checkpoints" / f"agent_{done:06d}")
                         next_ckpt[0] = done + config.checkpoint_every
-                    if config.stop_when_decided and all_decided(singles, config):
+                    if config.stop_when_decided and all_decided(singles, config, agent):
                         log.info("every member is decided after %d rollouts; stopping", done)
                         return False
                     return on_progress(done, infos) if on_progress else True
@@ -313,14 +313,18 @@ def within_budget(records: list[RolloutRecord], budget: int, workers: int) -> li
     return [r for r in records if r.agent_step is None or r.agent_step < steps]
 
 
-def all_decided(counts: np.ndarray, config: CampaignConfig) -> bool:
-    """Whether every member is decided at the campaign's threshold and confidence.
+def all_decided(counts: np.ndarray, config: CampaignConfig, agent: Agent | None = None) -> bool:
+    """Whether every member is decided at the campaign's threshold and confidence, by its own
+    rollouts or, for a generalising agent, by the agent's prediction (reported as such).
 
     :param counts: (failures, trials) per member.
     :param config: the campaign.
+    :param agent: the campaign's agent (its :meth:`~Agent.predictions` count as decisions).
     """
-    return bool((decide(counts[:, 0], counts[:, 1], config.threshold, config.confidence)
-                 != 0).all())
+    undecided = decide(counts[:, 0], counts[:, 1], config.threshold, config.confidence) == 0
+    if undecided.any() and agent is not None:
+        undecided[[p.index for p in agent.predictions()]] = False
+    return not undecided.any()
 
 
 def write_result(out_dir: Path, config: CampaignConfig, catalog: Catalog,

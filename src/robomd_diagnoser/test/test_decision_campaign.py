@@ -85,3 +85,20 @@ def test_a_campaign_over_a_factor_space_uses_its_levels(tmp_path):
     rescored = load_result(result.out_dir, load_ground_truth(gt))
     assert rescored["diagnosis"]["accuracy"]["pairs"] > 0
     assert len(rescored["diagnosis"]["modes"]) == len(space) == 15
+
+
+def test_predictions_count_as_decisions_for_stop_when_decided(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from robomd_diagnoser.campaign import all_decided
+
+    def predicting(*indices):
+        return SimpleNamespace(predictions=lambda: [SimpleNamespace(index=i) for i in indices])
+
+    config = load_campaign(write_campaign(tmp_path))  # threshold 0.5, confidence 0.95
+    counts = np.array([[20, 20], [0, 20], [0, 0]])  # failing, passing, never tried
+    assert not all_decided(counts, config)
+    assert not all_decided(counts, config, predicting(0))
+    assert all_decided(counts, config, predicting(2))
