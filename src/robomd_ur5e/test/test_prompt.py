@@ -131,3 +131,16 @@ def test_only_the_physical_part_is_asked_for() -> None:
     desk.apply(["table_red", "lamp_0p5+image_noise_0p1"])
     assert operator.prompts[-1].perturbations == ("table_red", "lamp_0p5")
     assert "Do: Cover the table with the red sheet." in operator.prompts[-1].instruction
+
+
+def test_real_lift_prompts_for_its_single_entries_only() -> None:
+    """Of real_lift's members, only the physical entries reach the operator; its digital
+    families' members (levels and pairs) never do."""
+    prompted = []
+    for name in CATALOG.names:
+        desk, operator = _desk(Answer.DONE)
+        assert desk.apply([name])[0] == ApplyStatus.APPLIED
+        if operator.prompts:
+            prompted.append(name)
+    assert prompted == [p.name for p in CATALOG.perturbations]
+    assert len(CATALOG) > 2 * len(prompted), "the digital families are most of the space"
