@@ -21,7 +21,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from robomd_diagnoser.perturbation import CatalogError, Perturbation
-from robomd_diagnoser.space import Level
+from robomd_diagnoser.space import FACTORS, Level
 
 #: Digital image factors, in the order they are applied.
 IMAGE_FACTORS = ("image_blur", "image_contrast", "image_brightness", "image_noise")
@@ -70,17 +70,23 @@ class DigitalPipeline:
     def add(self, level: Level) -> None:
         """Put one digital level in effect on top of the others.
 
-        :raises CatalogError: for a factor that is not digital, naming the level.
+        :raises CatalogError: for a factor that is not digital, or a value that is not one number
+            in the factor's range (a level that came over ROS is checked again), naming the level.
         """
+        where = f"family {level.family!r} level {level.name!r}"
+        if level.factor not in IMAGE_FACTORS + ACTION_FACTORS:
+            raise CatalogError(f"{where}: factor {level.factor!r} is not digital (digital: "
+                               f"{', '.join(IMAGE_FACTORS + ACTION_FACTORS)}); it changes the "
+                               "scene, so the world or the operator applies it")
+        factor = FACTORS[level.factor]
+        if (isinstance(level.value, str) or len(level.value) != 1
+                or not factor.lo <= level.value[0] <= factor.hi):
+            raise CatalogError(f"{where}: factor {level.factor} takes one number in "
+                               f"[{factor.lo:g}, {factor.hi:g}], got {level.value!r}")
         if level.factor in IMAGE_FACTORS:
             self.image_ops.append((level.factor, level.value[0]))
-        elif level.factor in ACTION_FACTORS:
-            self.action_noise = float(np.hypot(self.action_noise, level.value[0]))
         else:
-            raise CatalogError(
-                f"family {level.family!r} level {level.name!r}: factor {level.factor!r} is not "
-                f"digital (digital factors: {', '.join(IMAGE_FACTORS + ACTION_FACTORS)}); it "
-                "changes the scene, so it is applied by the world or the operator")
+            self.action_noise = float(np.hypot(self.action_noise, level.value[0]))
 
     def set(self, perturbations: Iterable[Perturbation]) -> None:
         """Put exactly the digital levels of ``perturbations`` in effect (their physical parts

@@ -152,3 +152,12 @@ def test_a_non_digital_level_is_refused_and_nothing_changes() -> None:
         pipe.set([MIXED["image_brightness_0p2"], type(MIXED["lamp_0p5"])(
             "lamp_0p5", "", "factors", "light", (), (("lamp", "0p5"),), (forged,))])
     assert pipe.image_ops == [("image_noise", 0.1)]
+
+
+@pytest.mark.parametrize("value", [(5.0,), (0.1, 0.1), "loud"])
+def test_a_digital_level_outside_its_range_is_refused(value) -> None:
+    level = MIXED["image_noise_0p1"].edits[0]
+    pipe = DigitalPipeline()
+    with pytest.raises(CatalogError, match=r"'image_noise' level '0p1'.*one number in \[0, 0.5\]"):
+        pipe.add(type(level)("image_noise", "0p1", "", "image_noise", "image", value, True))
+    assert not pipe.active
