@@ -9,7 +9,8 @@ Campaign directory (``config.output`` or ``--out``)::
     tensorboard/         PPO/A2C training curves
     videos/              rollout videos (sim with ``world.videos: true``)
     diagnosis.json       P_fail, the ranked modes with observed rates, anytime-valid intervals
-                         and decisions, entropy, #modes, FSI
+                         and decisions, entropy, #modes, FSI; for a real robot, which members
+                         are physical (an operator makes them) and which digital
 
 With ``stop_when_decided`` the campaign ends early once every member is decided (failure mode or
 not, :mod:`robomd_diagnoser.confseq`) from its single-perturbation rollouts.
@@ -41,6 +42,7 @@ from robomd_diagnoser.catalog import Catalog, parse_catalog
 from robomd_diagnoser.config import CampaignConfig, ConfigError, check_catalog_task
 from robomd_diagnoser.confseq import decide
 from robomd_diagnoser.diagnosis_env import KEY_PREFIX, DiagnosisEnv, ObservationCache, rollout_seed
+from robomd_diagnoser.digital import needs_operator
 from robomd_diagnoser.locks import DirectoryBusy, DirectoryLock
 from robomd_diagnoser.plugins import WORLDS, PluginError, load
 from robomd_diagnoser.progress import ProgressReporter
@@ -291,7 +293,9 @@ def run_campaign(config: CampaignConfig, out_dir: Path | None = None, progress: 
                              threshold=config.threshold, confidence=config.confidence,
                              predictions=agent.predictions(), levels=levels)
         p_fail = {name: float(v) for name, v in zip(catalog.names, p, strict=True)}
-        write_result(out_dir, config, catalog, p_fail, diagnosis)
+        physical = ({p.name: needs_operator(p) for p in catalog}
+                    if config.world.type == "real" else None)
+        write_result(out_dir, config, catalog, p_fail, diagnosis, physical)
         return CampaignResult(out_dir, p_fail, diagnosis, counts["new"], counts["replayed"])
     finally:
         store.close()
@@ -328,7 +332,8 @@ def all_decided(counts: np.ndarray, config: CampaignConfig, agent: Agent | None 
 
 
 def write_result(out_dir: Path, config: CampaignConfig, catalog: Catalog,
-                 p_fail: dict[str, float], diagnosis: Diagnosis) -> Path:
+                 p_fail: dict[str, float], diagnosis: Diagnosis,
+                 physical: dict[str, bool] | None = None) -> Path:
     """Write ``diagnosis.json`` (what ``robomd report`` reads).
 
     :param out_dir: campaign directory.
@@ -337,15 +342,19 @@ def write_result(out_dir: Path, config: CampaignConfig, catalog: Catalog,
         space, the families and combinations as written (``space``).
     :param p_fail: P_fail per name.
     :param diagnosis: the analysis.
+    :param physical: real robots: per name, True when applying it needs the operator (it has a
+        physical part), False when it is digital only (key ``physical``; absent when None).
     """
     path = out_dir / RESULT_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({
+    result = {
         "name": config.name, "task": config.task, "policy": config.policy,
         "agent": config.agent.type, "world": config.world.type, "budget": config.budget,
         "campaign": config.to_dict(), "catalog": [p.to_dict() for p in catalog.perturbations],
-        "space": catalog.space_source, "p_fail": p_fail, "diagnosis": diagnosis.to_dict()},
-        indent=2))
+        "space": catalog.space_source, "p_fail": p_fail, "diagnosis": diagnosis.to_dict()}
+    if physical is not None:
+        result["physical"] = physical
+    tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(path)
     return path
 

@@ -4,8 +4,9 @@ Per campaign: a radar plot of P_fail (the paper's Fig. 7), a bar chart of P_fail
 observed failure rates with anytime-valid intervals, the ranked table (P_fail, observed rate,
 interval, decision or prediction, trials, links to videos of failing rollouts), entropy, number
 of failure modes, FSI, the factor-level effects and strongest interactions when the space has
-factor structure, and, given a ground-truth sweep, pairwise accuracy and Kendall's tau. With
-several campaigns, a heatmap of P_fail and one of the observed rates (perturbations x
+factor structure, for a real robot which perturbations the operator made (physical) and which
+ran without one (digital), and, given a ground-truth sweep, pairwise accuracy and Kendall's tau.
+With several campaigns, a heatmap of P_fail and one of the observed rates (perturbations x
 campaigns). Images are embedded as base64 PNG, so the HTML file can be mailed or archived alone.
 """
 
@@ -236,9 +237,14 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+#: Who applied a real robot's perturbation, by its ``physical`` flag in ``diagnosis.json``.
+_MADE_BY = {True: "operator (physical)", False: "executor (digital)"}
+
+
 def _campaign_html(result: dict, report_dir: Path, images: dict[str, str]) -> str:
     d = result["diagnosis"]
     esc = html.escape
+    physical = result.get("physical")
     rows = []
     for i, m in enumerate(d["modes"], 1):
         links = " ".join(
@@ -254,7 +260,9 @@ def _campaign_html(result: dict, report_dir: Path, images: dict[str, str]) -> st
                     f"<td>{m['p_fail']:.3f}</td><td>{_fmt(m['rate'], 2)}</td>"
                     f"<td>[{m['lo']:.2f}, {m['hi']:.2f}]</td><td>{decision}</td>"
                     f"<td>{m['failures']}/{m['trials']}"
-                    f"</td><td>{m['excluded']}</td><td>{links}</td></tr>")
+                    f"</td><td>{m['excluded']}</td><td>{links}</td>"
+                    + (f"<td>{_MADE_BY[physical[m['name']]]}</td>" if physical else "")
+                    + "</tr>")
     acc = d.get("accuracy")
     acc_html = ""
     if acc:
@@ -267,6 +275,14 @@ def _campaign_html(result: dict, report_dir: Path, images: dict[str, str]) -> st
     factors = _factors_html(d)
     combos = "".join(f"<li>{esc(' + '.join(c['perturbations']))}: {c['failures']}/{c['n']} "
                      "failed</li>" for c in d["combinations"])
+    operator_html = ""
+    if physical:
+        n_physical = sum(bool(v) for v in physical.values())
+        operator_html = (f"<p>Real robot: <b>{n_physical}</b> of {len(physical)} perturbations "
+                         "are physical (the operator makes them when prompted), <b>"
+                         f"{len(physical) - n_physical}</b> digital (applied to the camera "
+                         "image or the policy's actions by the policy executor, no operator); "
+                         "see the table's last column.</p>")
     served = result.get("transport")
     served_html = (f"<p>Rollouts came over <b>{esc(served['transport'])}</b>, served by the nodes "
                    f"{', '.join(f'<code>{esc(n)}</code>' for n in served['nodes'])}.</p>"
@@ -278,6 +294,7 @@ def _campaign_html(result: dict, report_dir: Path, images: dict[str, str]) -> st
 rollouts; {d['rollouts_completed']} judged, {d['rollouts_aborted']} not completed (never counted
 as failures). Directory <code>{esc(result['dir'])}</code>.</p>
 {served_html}
+{operator_html}
 <p>Entropy <b>{d['entropy']:.3f}</b> nats (max {np.log(len(d['modes'])):.3f});
 failure modes <b>{d['num_failure_modes']}</b> (P_fail &gt; 1/N), <b>
 {d['num_confirmed_failure_modes']}</b> confirmed (observed 95% lower bound &ge; 0.25);
@@ -288,7 +305,8 @@ FSI <b>{d['fsi']:.3f}</b>.</p>
 <table><tr><th>rank</th><th>perturbation</th><th>description</th><th>P_fail</th>
 <th>observed rate</th><th>{d.get('confidence', 0.95):.0%} anytime-valid interval</th>
 <th>decision (threshold {d.get('threshold', 0.5)})</th><th>failed/trials</th>
-<th>not completed</th><th>failing videos</th></tr>{''.join(rows)}</table>
+<th>not completed</th><th>failing videos</th>{'<th>made by</th>' if physical else ''}</tr>
+{''.join(rows)}</table>
 {factors}
 <details><summary>Accumulated perturbation sets ({len(d['combinations'])})</summary>
 <ul>{combos}</ul></details>

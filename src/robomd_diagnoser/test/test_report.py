@@ -114,3 +114,20 @@ def test_charts_of_a_large_space_show_its_most_likely_modes(monkeypatch):
     assert len(ticks[-1]) == report.RADAR_MAX
     assert all(label.split()[1] in names[-report.RADAR_MAX:] for label in ticks[-1])
     assert base64.b64decode(report.bars_png(result)).startswith(b"\x89PNG")
+
+
+def test_a_real_campaign_says_who_made_each_perturbation(campaigns, tmp_path):
+    result = load_result(campaigns[0])
+    assert "physical" not in result, "only a real robot's result says it"
+    _, html_path = write_report([result], tmp_path / "sim")
+    assert "made by" not in html_path.read_text()
+    result["physical"] = {"a": True, "b": True, "c": False, "d": False, "e": False}
+    _, html_path = write_report([result], tmp_path / "real")
+    html = html_path.read_text()
+    assert "<b>2</b> of 5 perturbations are physical" in html and "<th>made by</th>" in html
+    rows = {m.group(1): m.group(2) for m in re.finditer(
+        r"<tr><td>\d+</td><td>(\w)</td>.*?<td>(operator \(physical\)|executor \(digital\))</td>"
+        r"</tr>", html)}
+    assert rows == {"a": "operator (physical)", "b": "operator (physical)",
+                    "c": "executor (digital)", "d": "executor (digital)",
+                    "e": "executor (digital)"}

@@ -15,10 +15,11 @@ them on the support beside the task object).
 *Placement edits* change the episode's initial state after robosuite's placement draw: the
 object's start position and yaw, and every arm joint's start angle.
 
-*Digital edits* act on the software pipeline: image corruptions (blur, contrast, brightness,
-Gaussian noise, in that order) are applied to every image the scene camera renders, so the policy's
-observation and the recorded video are the same image; action noise is added to the policy's
-actions before they reach the controller. Noise is seeded by the episode seed.
+*Digital edits* act on the software pipeline (:class:`robomd_diagnoser.digital.DigitalPipeline`,
+the one definition the real robot's executor uses too): image corruptions are applied to every
+image the scene camera renders, so the policy's observation and the recorded video are the same
+image; action noise is added to the policy's actions before they reach the controller. Noise is
+seeded by the episode seed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import mujoco
 import numpy as np
 
 from robomd_diagnoser.catalog import Catalog, CatalogError, Perturbation
+from robomd_diagnoser.digital import DigitalPipeline
 from robomd_diagnoser.space import MEMBER_KIND, Level
 from robomd_sim_bridge.perturb import check_perturbation
 from robomd_sim_bridge.tasks import LIGHT_TARGET, TaskSpec
@@ -129,6 +131,7 @@ class FactorEditor:
                                    for j in robot.robot_model.joints])
         self._scratch = (m, mujoco.MjData(m))
         self._spots: np.ndarray | None = None
+        self.digital = DigitalPipeline()
         if world.catalog.space is not None:
             for family in world.catalog.space.families:
                 for level in family.levels:
@@ -142,9 +145,7 @@ class FactorEditor:
         self.world.editor.restore()
         self.offsets: dict[str, np.ndarray] = {}  # target -> (dx, dy, yaw radians)
         self.joint_offset = 0.0
-        self.image_ops: list[tuple[str, float]] = []
-        self.action_noise = 0.0
-        self._rng = np.random.default_rng(0)
+        self.digital.clear()
 
     def apply(self, p: Perturbation) -> None:
         """Apply a single entry (today's kinds) or every level of a space member, in order."""
@@ -204,10 +205,8 @@ class FactorEditor:
             self._offset(level.target)[2] += np.radians(value[0])
         elif f == "robot_joint_offset":
             self.joint_offset += value[0]
-        elif f.startswith("image_"):
-            self.image_ops.append((f, value[0]))
-        elif f == "action_noise":
-            self.action_noise = float(np.hypot(self.action_noise, value[0]))
+        elif level.digital:
+            self.digital.add(level)
         else:  # pragma: no cover - FACTORS and this dispatch are kept in step by the tests
             raise CatalogError(f"factor {f!r} has no simulated edit")
 
@@ -232,40 +231,15 @@ class FactorEditor:
             mujoco.mj_forward(world.model, data)
             controller.update_state()
             controller.reset()  # controller goals follow the new start pose
-        self._rng = np.random.default_rng([seed, 7])
-
-    def corrupt(self, image: np.ndarray) -> np.ndarray:
-        """The image as the policy sees it under the current digital image levels."""
-        if not self.image_ops:
-            return image
-        img = image.astype(np.float64) / 255.0
-        for name in ("image_blur", "image_contrast", "image_brightness", "image_noise"):
-            for op, v in self.image_ops:
-                if op != name:
-                    continue
-                if op == "image_blur" and v > 0:
-                    img = _blur(img, v)
-                elif op == "image_contrast":
-                    img = (img - img.mean(axis=(0, 1))) * v + img.mean(axis=(0, 1))
-                elif op == "image_brightness":
-                    img = img + v
-                elif op == "image_noise":
-                    img = img + self._rng.normal(0.0, v, img.shape)
-        return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-
-    def perturb_action(self, action: np.ndarray) -> np.ndarray:
-        """The action with the current action noise added (clipped to [-1, 1])."""
-        if not self.action_noise:
-            return action
-        return np.clip(action + self._rng.normal(0.0, self.action_noise, action.shape), -1, 1)
+        self.digital.reseed(seed)
 
     def state_digest(self) -> str:
         """Hash of the episode-level and digital edits (empty after restore)."""
         h = hashlib.sha256()
         for target in sorted(self.offsets):
             h.update(target.encode() + self.offsets[target].tobytes())
-        h.update(np.array([self.joint_offset, self.action_noise]).tobytes())
-        h.update(repr(self.image_ops).encode())
+        h.update(np.array([self.joint_offset, self.digital.action_noise]).tobytes())
+        h.update(repr(self.digital.image_ops).encode())
         return h.hexdigest()
 
     def distractor_spots(self) -> np.ndarray:
@@ -313,19 +287,3 @@ def euler_mat(angles: np.ndarray) -> np.ndarray:
     mat = np.zeros(9)
     mujoco.mju_quat2Mat(mat, q)
     return mat.reshape(3, 3)
-
-
-def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur (edges replicated) of an HxWxC float image."""
-    radius = max(1, int(np.ceil(3 * sigma)))
-    x = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (x / sigma) ** 2)
-    kernel /= kernel.sum()
-    for axis in (0, 1):
-        pad = [(0, 0)] * img.ndim
-        pad[axis] = (radius, radius)
-        padded = np.pad(img, pad, mode="edge")
-        img = sum(w * np.take(padded, range(i, i + img.shape[axis]), axis=axis)
-                  for i, w in enumerate(kernel))
-    return img
-

@@ -267,7 +267,7 @@ class RobosuiteWorld:
             if self.record:
                 self.last_frames.append(self._frame(obs))
             action = as_action(self.policy.act(obs), f"policy {type(self.policy).__name__}")
-            self.env.step(self.factors.perturb_action(action))
+            self.env.step(self.factors.digital.perturb_action(action))
             steps += 1
             if not np.all(np.isfinite(self.data.qpos)):
                 status, reason = RolloutStatus.ABORTED, f"simulation diverged at step {steps}"
@@ -347,7 +347,7 @@ class RobosuiteWorld:
         renderer.update_scene(self.data, camera=camera or self.camera,
                               scene_option=self._scene_option)
         image = renderer.render()
-        return self.factors.corrupt(image) if camera in (None, self.camera) else image
+        return self.factors.digital.corrupt(image) if camera in (None, self.camera) else image
 
     def object_state(self, target: str) -> ObjectState:
         """Privileged state of a task target (``cube``, ``peg``...), world frame.

@@ -221,7 +221,7 @@ def test_xml_rewrite_baseline_builds_the_same_member(world, name):
     try:
         assert world.perturbations == (member,)
         assert np.allclose(getattr(world.model, field), in_place, atol=1e-6)
-        assert world.factors.image_ops == [("image_noise", 0.1)]
+        assert world.factors.digital.image_ops == [("image_noise", 0.1)]
     finally:
         world.load_xml(world.nominal_xml)
         world.reset(0)

@@ -112,7 +112,7 @@ def ur5e_campaign_nodes(config: CampaignConfig, campaign_file: str | Path, *, ro
                  "output": str(Path(out_dir or config.output).resolve()),
                  "worlds": [NAMESPACE],
                  "service_timeout": float(operator["timeout_s"]) + float(operator["home_timeout"])
-                 + _SERVICE_MARGIN,
+                 + float(operator["digital_timeout"]) + _SERVICE_MARGIN,
                  "rollout_timeout": rollout_limit}
     nodes = [] if use_fake_hardware else [
         NodeSpec(PACKAGE, "camera_node", "camera",

@@ -1,6 +1,10 @@
 """operator_prompt node: serves ``apply_perturbation`` and ``reset_scene`` by asking a person.
 
-Each request becomes an OperatorPrompt on ``operator/prompt`` (latched) with the catalog's
+Each perturbation is split (:func:`robomd_diagnoser.digital.split`) into its physical part, which
+the operator is asked to make, and its digital levels, which the policy executor applies
+(``executor/digital``, set once the physical part is in place, cleared on reset) without anyone:
+a request whose physical part the scene already shows raises no prompt. Each physical change
+becomes an OperatorPrompt on ``operator/prompt`` (latched) with the catalog's
 natural-language instruction; the operator answers through ``operator/respond``
 (OperatorRespond: done / skip / abort), e.g. from ``robomd operator``. The answers' meaning is in
 :mod:`robomd_ur5e.prompt`. ``reset_scene`` first homes the arm (``executor/home``) so the operator
@@ -18,10 +22,16 @@ from rclpy.node import Node
 from std_srvs.srv import SetBool, Trigger
 
 from robomd_diagnoser.catalog import CatalogError, load_catalog
+from robomd_diagnoser.digital import split
 from robomd_diagnoser.ros.convert import perturbation_to_msg
 from robomd_diagnoser.ros.node import LATCHED, Param, ParameterError, declare, spin_node
 from robomd_msgs.msg import OperatorPrompt, RolloutState
-from robomd_msgs.srv import ApplyPerturbation, OperatorRespond, ResetScene
+from robomd_msgs.srv import (
+    ApplyPerturbation,
+    OperatorRespond,
+    ResetScene,
+    SetDigitalPerturbations,
+)
 from robomd_ur5e.prompt import Answer, ApplyStatus, OperatorDesk, Prompt, PromptKind
 
 #: Every parameter is read-only once the node runs.
@@ -29,6 +39,7 @@ PARAMETERS: dict[str, Param] = {
     "catalog": Param("", "perturbation catalog YAML (required; world: real)"),
     "timeout_s": Param(600.0, "seconds a prompt waits for the operator (0: forever)"),
     "home_timeout": Param(60.0, "seconds to wait for executor/home"),
+    "digital_timeout": Param(30.0, "seconds to wait for executor/digital"),
     "fake_scene": Param(False, "also apply confirmed changes to the simulated scene "
                                "(fake hardware)"),
 }
@@ -52,6 +63,8 @@ class OperatorPromptNode(Node):
                                  "(e.g. config/catalogs/real_lift.yaml)")
         self.catalog = load_catalog(str(p["catalog"]))
         self.home_timeout = float(p["home_timeout"])
+        self.digital_timeout = float(p["digital_timeout"])
+        self._digital_set = False  # the executor may hold digital perturbations set from here
         self.fake_scene = bool(p["fake_scene"])
         self.desk = OperatorDesk(self.catalog, self._publish, float(p["timeout_s"]))
         self._serial = threading.Lock()  # one scene request at a time
@@ -59,6 +72,8 @@ class OperatorPromptNode(Node):
         self.prompt_pub = self.create_publisher(OperatorPrompt, "operator/prompt", LATCHED)
         self._home = self.create_client(Trigger, "executor/home", callback_group=group)
         self._arm = self.create_client(SetBool, "executor/arm", callback_group=group)
+        self._digital = self.create_client(SetDigitalPerturbations, "executor/digital",
+                                           callback_group=group)
         self._stop = self.create_client(Trigger, "campaign/stop", callback_group=group)
         self._fake_apply = self.create_client(ApplyPerturbation,
                                               "fake_hardware/apply_perturbation",
@@ -116,6 +131,28 @@ class OperatorPromptNode(Node):
         self._call(self._arm, SetBool.Request(data=False), 5.0)
         self._call(self._stop, Trigger.Request(), 5.0)
 
+    def _set_digital(self, names: list[str]) -> tuple[ApplyStatus, str]:
+        """Have the executor apply the digital levels of ``names`` (none: clear them).
+
+        Nominal to nominal needs no call (a restarted executor starts nominal too).
+
+        :return: APPLIED and what is in effect; ABORTED when the executor does not answer;
+            UNAVAILABLE when it refuses a level.
+        """
+        wanted = any(split(self.catalog[n])[1] for n in names)
+        if not wanted and not self._digital_set:
+            return ApplyStatus.APPLIED, "digital perturbations: none"
+        request = SetDigitalPerturbations.Request(
+            perturbations=[perturbation_to_msg(self.catalog[n]) for n in names])
+        reply = self._call(self._digital, request, self.digital_timeout)
+        if reply is None:
+            return ApplyStatus.ABORTED, ("executor/digital did not answer: is the policy "
+                                         "executor running?")
+        if not reply.success:
+            return ApplyStatus.UNAVAILABLE, reply.message
+        self._digital_set = wanted
+        return ApplyStatus.APPLIED, reply.message
+
     # ------------------------------------------------------------------ services
     def _respond(self, req, res):
         answer = _ANSWERS.get(req.response)
@@ -136,6 +173,9 @@ class OperatorPromptNode(Node):
             was_aborted = self.desk.aborted
             status, message = self.desk.apply(list(req.perturbations),
                                               simulate if self.fake_scene else None)
+            if status == ApplyStatus.APPLIED:
+                status, digital = self._set_digital(list(req.perturbations))
+                message = f"{message}; {digital}"
         if status == ApplyStatus.ABORTED and self.desk.aborted and not was_aborted:
             self._after_abort()
         res.status, res.message = _APPLY_STATUS[status], message
@@ -156,6 +196,10 @@ class OperatorPromptNode(Node):
             was_aborted = self.desk.aborted
             res.success, res.message = self.desk.reset(note, simulate if self.fake_scene
                                                        else None)
+            if res.success:
+                cleared, digital = self._set_digital([])
+                res.success = cleared == ApplyStatus.APPLIED
+                res.message = f"{res.message}; {digital}"
         if self.desk.aborted and not was_aborted:
             self._after_abort()
         return res

@@ -1,14 +1,17 @@
 """policy_executor node: serves ``execute_rollout`` on the UR5e (ur_rtde) or on fake hardware.
 
-Services: ``executor/arm`` (std_srvs/SetBool: nothing moves until an operator arms the executor,
-and arming is refused, with the reason, unless the robot is fit for a campaign; ``false`` disarms
-and stops the arm), ``executor/home`` (std_srvs/Trigger: move to ``home_q``; the operator prompt
-calls it on every ``reset_scene``). Publishes ``executor/rollout_state`` (robomd_msgs/RolloutState)
-at the start and end of every rollout, for the success detector, and ``executor/status``
-(robomd_msgs/ExecutorStatus, latched: armed, busy, protective and emergency stop, fault) when it
-changes and once a second, for the operator's consoles (a robot fault disarms the executor).
-Every call to the robot runs on one dedicated thread (with fake hardware, the simulator's GL
-context is bound to it); see :mod:`robomd_ur5e.runner` for the control loop and its faults.
+Services: ``executor/arm`` (std_srvs/SetBool: nothing moves until an operator arms the executor, and
+arming is refused, with the reason, unless the robot is fit for a campaign; ``false`` disarms and
+stops the arm), ``executor/home`` (std_srvs/Trigger: move to ``home_q``; the operator prompt calls
+it on every ``reset_scene``), ``executor/digital`` (robomd_msgs/SetDigitalPerturbations: the digital
+perturbations of the coming rollouts, which the operator prompt sets with every scene change and
+clears on reset; see :mod:`robomd_diagnoser.digital`). Publishes ``executor/rollout_state``
+(robomd_msgs/RolloutState) at the start and end of every rollout, for the success detector, and
+``executor/status`` (robomd_msgs/ExecutorStatus, latched: armed, busy, protective and emergency
+stop, fault) when it changes and once a second, for the operator's consoles (a robot fault disarms
+the executor). Every call to the robot runs on one dedicated thread (with fake hardware, the
+simulator's GL context is bound to it); see :mod:`robomd_ur5e.runner` for the control loop and its
+faults.
 
 With ``use_fake_hardware``, the robot is :mod:`robomd_ur5e.fake` (the simulated UR5e); the node
 then also publishes the simulated scene camera on ``camera/image_raw`` and serves
@@ -31,6 +34,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from robomd_diagnoser.catalog import CatalogError
 from robomd_diagnoser.policy import PolicyError, make_policy
+from robomd_diagnoser.ros.convert import msg_to_perturbation
 from robomd_diagnoser.ros.image import from_msg, to_msg
 from robomd_diagnoser.ros.node import (
     LATCHED,
@@ -44,7 +48,7 @@ from robomd_diagnoser.ros.node import (
 from robomd_diagnoser.world import RolloutStatus
 from robomd_msgs.action import ExecuteRollout
 from robomd_msgs.msg import ExecutorStatus, RolloutState
-from robomd_msgs.srv import ApplyPerturbation, ResetScene
+from robomd_msgs.srv import ApplyPerturbation, ResetScene, SetDigitalPerturbations
 from robomd_ur5e.fake import FAULTS
 from robomd_ur5e.hardware import (
     GRIPPERS,
@@ -211,6 +215,8 @@ class PolicyExecutorNode(RolloutActionServer):
             sleep=(lambda _s: None) if self.fake else time.sleep))
         self.create_service(SetBool, "executor/arm", self._arm, callback_group=group)
         self.create_service(Trigger, "executor/home", self._home, callback_group=group)
+        self.create_service(SetDigitalPerturbations, "executor/digital", self._set_digital,
+                            callback_group=group)
         self.serve_rollouts(group)
         idle = 1.0 / max(2.0 * float(p["watchdog_hz"]), float(p["fake_camera_rate"]), 1.0)
         self.create_timer(idle, self._idle)
@@ -349,6 +355,22 @@ class PolicyExecutorNode(RolloutActionServer):
             self.busy.release()
         return res
 
+    def _set_digital(self, req, res):
+        """Set the digital perturbations on the robot thread: after a running rollout, never
+        during one."""
+        def set_levels() -> str:
+            self.runner.digital.set(msg_to_perturbation(m) for m in req.perturbations)
+            return self.runner.digital.describe()
+
+        try:
+            active = self.on_world_thread(set_levels)
+            res.message, res.success = f"digital perturbations: {active}", True
+            self.get_logger().info(res.message)
+        except ValueError as exc:  # CatalogError, or a malformed Perturbation message
+            res.message, res.success = f"digital perturbations refused: {exc}", False
+            self.get_logger().error(res.message)
+        return res
+
     def _fake_apply(self, req, res):
         missing = self.on_world_thread(lambda: self.robot.apply(list(req.perturbations)))
         res.status = ApplyPerturbation.Response.STATUS_APPLIED
@@ -391,7 +413,7 @@ class PolicyExecutorNode(RolloutActionServer):
                     ExecuteRollout.Feedback(step=s, elapsed=t)),
                 should_cancel=lambda: handle.is_cancel_requested,
                 on_start=lambda snap: self._publish_state(
-                    goal.rollout_id, RolloutState.PHASE_START, snap)), ""
+                    goal.rollout_id, RolloutState.PHASE_START, snap), seed=int(goal.seed)), ""
 
         run_result, error = self.on_world_thread(run)
         self._publish_status(busy=True)

@@ -13,8 +13,11 @@ abort                   aborted; the desk stays aborted  failure; the desk stays
 no answer (timeout)     aborted (scene state unknown)    failure (scene state unknown)
 ======================  ===============================  =================================
 
-Requests that need no physical change are answered at once: applying the list the scene already
-shows, and resetting a nominal scene in which no rollout ran since the last reset.
+Only the physical part of each perturbation is asked for (:func:`robomd_diagnoser.digital.split`):
+a space member's digital levels (image corruptions, action noise) are the policy executor's and
+need nobody. Requests that need no physical change are answered at once: applying a list whose
+physical part the scene already shows (e.g. digital levels only), and resetting a nominal scene in
+which no rollout ran since the last reset.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from robomd_diagnoser.catalog import Catalog
+from robomd_diagnoser.digital import split
 
 
 class Answer(StrEnum):
@@ -61,7 +65,8 @@ class Prompt:
     :param prompt_id: answer with this id.
     :param kind: apply or reset.
     :param instruction: what to do, in words.
-    :param perturbations: the full cumulative list the scene must show afterwards.
+    :param perturbations: the full cumulative list the scene must show afterwards (physical
+        parts only).
     :param timeout_s: seconds before it expires (0: never).
     """
 
@@ -112,7 +117,7 @@ class OperatorDesk:
         self.publish = publish
         self.timeout_s = timeout_s
         self.clock = clock
-        self.scene: tuple[str, ...] = ()
+        self.scene: tuple[str, ...] = ()  # physical parts, as the operator left the scene
         self.aborted = False
         self.dirty = True  # the scene's state is unknown until the first reset
         self._ids = itertools.count(1)
@@ -167,30 +172,34 @@ class OperatorDesk:
 
     def apply(self, wanted: Sequence[str],
               on_done: Callable[[Sequence[str]], None] | None = None) -> tuple[ApplyStatus, str]:
-        """Have the operator make the scene show exactly ``wanted`` (blocks).
+        """Have the operator make the scene show exactly the physical part of ``wanted``
+        (blocks); its digital levels are left to the caller.
 
         :param wanted: catalog names, the cumulative list.
-        :param on_done: called with ``wanted`` once the operator confirmed (e.g. a fake scene).
+        :param on_done: called with the physical part once the operator confirmed (e.g. a fake
+            scene).
         """
-        unknown = [n for n in wanted if n not in self.catalog.names]
+        unknown = [n for n in wanted if n not in self.catalog]
         if unknown:
             return ApplyStatus.REJECTED, (f"unknown perturbation(s) {unknown} for catalog "
                                           f"{self.catalog.source}")
         if self.aborted:
             return ApplyStatus.ABORTED, "the operator aborted the campaign"
-        if tuple(wanted) == self.scene:
+        physical = tuple(dict.fromkeys(
+            name for name in (split(self.catalog[n])[0] for n in wanted) if name))
+        if physical == self.scene:
             return ApplyStatus.APPLIED, "the scene already shows this"
         answer, note = self._ask(PromptKind.APPLY,
-                                 apply_instruction(self.catalog, self.scene, wanted), wanted)
+                                 apply_instruction(self.catalog, self.scene, physical), physical)
         suffix = f" ({note})" if note else ""
         if answer == Answer.DONE:
-            self.scene = tuple(wanted)
+            self.scene = physical
             if on_done is not None:
-                on_done(wanted)
-            return ApplyStatus.APPLIED, "operator confirmed: " + (", ".join(wanted) or
+                on_done(list(physical))
+            return ApplyStatus.APPLIED, "operator confirmed: " + (", ".join(physical) or
                                                                   "nominal scene") + suffix
         if answer == Answer.SKIP:
-            return ApplyStatus.UNAVAILABLE, f"operator skipped {list(wanted)}{suffix}"
+            return ApplyStatus.UNAVAILABLE, f"operator skipped {list(physical)}{suffix}"
         if answer == Answer.ABORT:
             return ApplyStatus.ABORTED, f"operator aborted the campaign{suffix}"
         self.dirty = True

@@ -10,6 +10,11 @@ periods only (then the controller decelerates at the envelope's acceleration), t
 stops kicking, and every exit from the loop sends ``speedStop``. A loop that falls behind (a slow
 policy step, a stalled process) skips the ticks it missed instead of sending them back to back.
 
+Digital perturbations (:attr:`RolloutRunner.digital`) sit between the camera and the policy (each
+frame is corrupted once resized to the policy's image size) and between the policy and the
+envelope (action noise, which the envelope then limits like any action); their noise is seeded by
+the rollout's seed.
+
 Nothing moves unless :attr:`RolloutRunner.armed`; disarming stops the arm within one period.
 Arming is refused unless the robot is fit for a campaign (:func:`~robomd_ur5e.hardware.
 arming_refusal`: no fault, full speed scaling, robot mode RUNNING, remote control, the expected
@@ -32,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from robomd_diagnoser.digital import DigitalPipeline
 from robomd_diagnoser.policy import RolloutPolicy
 from robomd_diagnoser.world import RolloutStatus, StepCallback
 from robomd_ur5e.hardware import (
@@ -135,6 +141,9 @@ class RolloutRunner:
     :param settings: executor settings.
     :param clock: monotonic clock (seconds).
     :param sleep: sleep function.
+
+    :attr:`digital` holds the digital perturbations in effect for the coming rollouts (nominal
+    until set).
     """
 
     def __init__(self, control: Any, receive: Any, dashboard: Any, gripper: Gripper,
@@ -148,6 +157,7 @@ class RolloutRunner:
         self.frames, self.settings = frames, settings
         self.clock, self.sleep = clock, sleep
         self.uses_image = bool(getattr(policy, "uses_image", True))
+        self.digital = DigitalPipeline()
         self._armed = threading.Event()
         self.disarmed_because = "not armed yet"
         self._gripper_closed: bool | None = None
@@ -268,7 +278,7 @@ class RolloutRunner:
     # ------------------------------------------------------------------ rollout
     def run(self, max_steps: int, timeout_s: float = 0.0, on_step: StepCallback | None = None,
             should_cancel: Callable[[], bool] | None = None,
-            on_start: Callable[[Snapshot], None] | None = None) -> RunResult:
+            on_start: Callable[[Snapshot], None] | None = None, seed: int = 0) -> RunResult:
         """Run the policy once from the current pose for up to ``max_steps`` control steps.
 
         :param max_steps: step limit (the rollout then COMPLETES and is judged).
@@ -276,6 +286,7 @@ class RolloutRunner:
         :param on_step: called after each step with (step, elapsed seconds).
         :param should_cancel: polled every step; True -> CANCELLED.
         :param on_start: called with the start snapshot before the first step.
+        :param seed: the rollout's seed (the digital perturbations' noise).
         """
         start = self.clock()
         if not self.armed:
@@ -290,6 +301,7 @@ class RolloutRunner:
         if on_start is not None:
             on_start(first)
         self.policy.reset()
+        self.digital.reseed(seed)
         period = 1.0 / self.settings.rate
         hold = SPEED_HOLD_PERIODS * period
         skipped = 0
@@ -308,7 +320,7 @@ class RolloutRunner:
                 tcp = self.receive.getActualTCPPose()
                 self.envelope.check_joints(self.receive.getActualQ(), self.receive.getActualQd())
                 lowest = min(lowest, float(tcp[2]))
-                action = self.policy.act(self._observation(tcp))
+                action = self.digital.perturb_action(self.policy.act(self._observation(tcp)))
                 mapped = self.mapper.map(action)
                 twist = self.envelope.limit(tcp, mapped.twist, previous, period)
                 if mapped.clipped and not notes:
@@ -376,5 +388,5 @@ class RolloutRunner:
             if age > self.settings.frame_timeout:
                 raise RobotFault(f"the latest camera frame is {age:.1f} s old (limit "
                                  f"{self.settings.frame_timeout} s): camera lost")
-            obs["image"] = _resize(image, self.settings.image_size)
+            obs["image"] = self.digital.corrupt(_resize(image, self.settings.image_size))
         return obs

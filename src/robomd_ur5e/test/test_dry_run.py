@@ -3,6 +3,7 @@ detector, operator prompt, diagnoser and ``robomd operator --auto done --arm``."
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ import yaml
 
 pytest.importorskip("rclpy")
 
-from robomd_diagnoser.campaign import STORE_FILE  # noqa: E402
+from robomd_diagnoser.campaign import RESULT_FILE, STORE_FILE  # noqa: E402
 from robomd_diagnoser.config import load_campaign  # noqa: E402
 from robomd_diagnoser.paths import find_config  # noqa: E402
 from robomd_diagnoser.ros.bringup import Graph  # noqa: E402
@@ -52,7 +53,12 @@ def test_dry_run_campaign_on_fake_hardware_with_a_protective_stop(tmp_path: Path
         graph.stop()
     out = tmp_path / "out"
     assert (out / "report.html").is_file()
-    assert "/robomd/policy_executor" in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert "/robomd/policy_executor" in html
+    physical = json.loads((out / RESULT_FILE).read_text())["physical"]
+    assert physical["object_milk"] is True and physical["image_noise_0p02"] is False
+    assert physical["image_noise_0p02+image_blur_2"] is False and len(physical) == 87
+    assert "executor (digital)" in html and "operator (physical)" in html
     with RolloutStore(out / STORE_FILE) as store:
         records = store.records("agent/")
     aborted = [r for r in records if r.status == "aborted"]

@@ -12,6 +12,7 @@ import rtde_control
 import rtde_io
 import rtde_receive
 
+from robomd_diagnoser.catalog import parse_catalog
 from robomd_diagnoser.world import RolloutStatus
 from robomd_ur5e.fake import (
     FakeDashboard,
@@ -292,3 +293,42 @@ def test_a_stop_while_idle_disarms(robot: FakeRobot) -> None:
     robot.inject("emergency_stop")
     runner.keepalive()
     assert not runner.armed and runner.disarmed_because == "emergency stop"
+
+
+DIGITAL = parse_catalog({"task": "lift", "world": "real", "families": [
+    {"name": "image_brightness", "factor": "image_brightness", "values": [0.3]},
+    {"name": "action_noise", "factor": "action_noise", "values": [1.0]}]}, "digital")
+
+
+def test_digital_levels_reach_the_policy_and_the_envelope_still_limits(robot: FakeRobot) -> None:
+    seen: list[np.ndarray] = []
+    policy = Constant(lambda n: np.zeros(7))
+    act = policy.act
+    policy.act = lambda obs: seen.append(obs["image"].copy()) or act(obs)
+    runner = _runner(robot, policy)
+    runner.arm()
+
+    def rollout(seed: int) -> tuple[np.ndarray, np.ndarray]:
+        robot.reset(0)
+        seen.clear()
+        robot.twists.clear()
+        assert runner.run(5, seed=seed).status == RolloutStatus.COMPLETED
+        return seen[0].astype(int), np.array(robot.twists)
+
+    nominal, still = rollout(1)
+    assert not still.any(), "the zero policy holds still"
+    runner.digital.set([DIGITAL["image_brightness_0p3"]])
+    brighter, _ = rollout(1)
+    room = nominal <= 255 - 77  # +0.3 of full scale: +76.5, rounded; brighter ones saturate
+    assert room.mean() > 0.2 and np.isin(brighter[room] - nominal[room], (76, 77)).all()
+    assert (brighter[~room] == 255).all()
+    runner.digital.set([DIGITAL["action_noise_1"]])
+    image, noisy = rollout(1)
+    assert np.array_equal(image, nominal), "the set replaced the image level"
+    assert np.abs(noisy).max() > 0, "action noise moved the arm"
+    assert np.linalg.norm(noisy[:, :3], axis=1).max() <= LIMITS.max_speed + 1e-9
+    assert np.array_equal(rollout(1)[1], noisy), "the rollout's seed fixes the noise"
+    assert not np.array_equal(rollout(2)[1], noisy)
+    runner.digital.clear()
+    image, still = rollout(1)
+    assert np.array_equal(image, nominal) and not still.any(), "nothing left after clearing"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from robomd_diagnoser.catalog import load_catalog
+from robomd_diagnoser.catalog import load_catalog, parse_catalog
 from robomd_diagnoser.paths import find_config
 from robomd_ur5e.prompt import Answer, ApplyStatus, OperatorDesk, Prompt, PromptKind
 
@@ -103,3 +103,44 @@ def test_timeout_is_not_an_answer() -> None:
     threading.Thread(target=answer_later).start()
     desk.apply(["table_red"])
     assert replies and replies[0][0] is False
+
+
+def test_only_the_physical_part_is_asked_for() -> None:
+    catalog = parse_catalog({
+        "task": "lift", "world": "real",
+        "perturbations": [{"name": "table_red", "text": "Cover the table with the red sheet",
+                           "kind": "color", "target": "table", "value": [1, 0, 0, 1]}],
+        "families": [{"name": "lamp", "factor": "light_intensity", "values": [0.5]},
+                     {"name": "image_noise", "factor": "image_noise", "values": [0.1]}],
+        "combinations": {"order": 2}}, "mixed")
+    operator = Operator(Answer.DONE, Answer.DONE)
+    desk = OperatorDesk(catalog, operator, 5.0)
+    operator.desk = desk
+    applied = []
+    assert desk.apply(["image_noise_0p1"], applied.append) == (
+        ApplyStatus.APPLIED, "the scene already shows this")
+    assert not operator.prompts and not applied, "digital only: nobody is asked"
+    status, message = desk.apply(["lamp_0p5+image_noise_0p1"], applied.append)
+    assert status == ApplyStatus.APPLIED and message == "operator confirmed: lamp_0p5 (note)"
+    prompt = operator.prompts[-1]
+    assert prompt.perturbations == ("lamp_0p5",) and applied == [["lamp_0p5"]]
+    assert "Do: Scale light intensity by 0.5." in prompt.instruction
+    assert "noise" not in prompt.instruction
+    assert desk.apply(["lamp_0p5", "image_noise_0p1"])[0] == ApplyStatus.APPLIED
+    assert len(operator.prompts) == 1, "the same physical scene: no new prompt"
+    desk.apply(["table_red", "lamp_0p5+image_noise_0p1"])
+    assert operator.prompts[-1].perturbations == ("table_red", "lamp_0p5")
+    assert "Do: Cover the table with the red sheet." in operator.prompts[-1].instruction
+
+
+def test_real_lift_prompts_for_its_single_entries_only() -> None:
+    """Of real_lift's members, only the physical entries reach the operator; its digital
+    families' members (levels and pairs) never do."""
+    prompted = []
+    for name in CATALOG.names:
+        desk, operator = _desk(Answer.DONE)
+        assert desk.apply([name])[0] == ApplyStatus.APPLIED
+        if operator.prompts:
+            prompted.append(name)
+    assert prompted == [p.name for p in CATALOG.perturbations]
+    assert len(CATALOG) > 2 * len(prompted), "the digital families are most of the space"
