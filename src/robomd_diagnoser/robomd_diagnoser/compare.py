@@ -195,6 +195,11 @@ def _rate(run: PolicyRun, name: str, confidence: float) -> dict[str, Any] | None
     return {"failures": k, "trials": n, "excluded": excluded, "rate": k / n, "lo": lo, "hi": hi}
 
 
+def _listed(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+    return f"{len(names)} ({shown})" if names else "0"
+
+
 def compare(directories: list[str | Path], confidence: float | None = None) -> dict[str, Any]:
     """Compare the policies of several campaign or sweep directories (see the module doc).
 
@@ -223,8 +228,7 @@ def compare(directories: list[str | Path], confidence: float | None = None) -> d
     order = list(dict.fromkeys(n for r in runs for n in r.counts))
     compared = [n for n in order if sum(n in m for m in measured) >= 2]
     if not [n for n in compared if n != NOMINAL]:
-        each = "; ".join(f"{r.directory} measured {len(m - {NOMINAL})}"
-                         f"{' (' + ', '.join(sorted(m - {NOMINAL})[:5]) + ', ...)' if m else ''}"
+        each = "; ".join(f"{r.directory} measured {_listed(sorted(m - {NOMINAL}))}"
                          for r, m in zip(runs, measured, strict=True))
         raise CompareError(f"no perturbation is measured under two of the policies ({each}); "
                            "compare directories that rolled out the same catalog")
