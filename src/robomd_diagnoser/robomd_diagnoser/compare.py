@@ -138,9 +138,12 @@ def _load_sweep(directory: Path) -> PolicyRun:
         records = table_records(store, info["rollouts"])
         stored = store.get_meta(META_KEY) or {}
     rows = [info.get("nominal") or {}, *info.get("perturbations", [])]
+    texts = {r["name"]: r.get("text", "") for r in rows if "name" in r}
+    counts = _counts(records)  # in completion order: put them in the table's order
+    order = [*[n for n in texts if n in counts], *[n for n in counts if n not in texts]]
     return PolicyRun(directory, SWEEP, stored.get("policy") or info.get("policy") or None,
                      stored.get("task") or info["task"], info.get("confidence"),
-                     _counts(records), {r["name"]: r.get("text", "") for r in rows if "name" in r})
+                     {n: counts[n] for n in order}, texts)
 
 
 def load_run(directory: str | Path) -> PolicyRun:
@@ -342,6 +345,7 @@ def radar_figure(comparison: dict[str, Any]) -> Any:
         ax.fill(angles, v, color=_color(i), alpha=0.25)
         ax.set_xticks(angles, names, fontsize=7)
         ax.set_ylim(0, top * 1.05)
+        ax.set_rlabel_position(180 / len(names))  # between the first two axes
         ax.tick_params(axis="y", labelsize=7)
         ax.set_title(_entropy_label(p, len(common)), fontsize=10, pad=18)
     fig.suptitle(f"{comparison['task']}: failure distribution per policy (observed rates "

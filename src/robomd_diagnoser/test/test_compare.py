@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 from functools import partial
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from robomd_diagnoser.config import load_campaign
 from robomd_diagnoser.confseq import confidence_sequence
 from robomd_diagnoser.stats import holm_adjust, wilson_interval
 from robomd_diagnoser.store import RolloutStore
-from robomd_diagnoser.sweep import SweepSettings, run_sweep
+from robomd_diagnoser.sweep import META_KEY, SweepSettings, run_sweep
 from robomd_diagnoser.table_world import TableWorld
 
 ROLLOUTS = 12
@@ -136,6 +137,19 @@ def test_failure_distribution_sums_to_one_over_the_common_perturbations(written)
     for p in comparison["policies"]:
         assert sum(p["failure_share"].values()) == pytest.approx(1.0)
         assert p["entropy"] >= 0.0
+
+
+def test_rows_follow_the_sweep_table_not_the_order_rollouts_finished(dirs, tmp_path):
+    copy = tmp_path / "finished_in_reverse"
+    copy.mkdir()
+    shutil.copy(dirs["b"] / "failure_rates.json", copy)
+    with RolloutStore(dirs["b"] / STORE_FILE, create=False) as src, \
+            RolloutStore(copy / STORE_FILE) as dst:
+        dst.set_meta(META_KEY, src.get_meta(META_KEY))
+        for r in reversed(src.records()):  # as parallel workers may finish them
+            dst.add(r)
+    rows = compare([copy, dirs["a"]])["perturbations"]
+    assert [r["name"] for r in rows] == ["nominal", "a", "b", "c", "d", "e"]
 
 
 def test_holm_adjust():
