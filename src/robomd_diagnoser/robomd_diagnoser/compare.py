@@ -346,6 +346,8 @@ def radar_figure(comparison: dict[str, Any]) -> Any:
         ax.set_xticks(angles, names, fontsize=7)
         ax.set_ylim(0, top * 1.05)
         ax.set_rlabel_position(180 / len(names))  # between the first two axes
+        ticks = np.linspace(0, top, 4)[1:]
+        ax.set_yticks(ticks, [f"{t:.2f}" for t in ticks])
         ax.tick_params(axis="y", labelsize=7)
         ax.set_title(_entropy_label(p, len(common)), fontsize=10, pad=18)
     fig.suptitle(f"{comparison['task']}: failure distribution per policy (observed rates "
@@ -355,25 +357,26 @@ def radar_figure(comparison: dict[str, Any]) -> Any:
 
 
 def heatmap_figure(comparison: dict[str, Any]) -> Any:
-    """Policies x perturbations, observed failure rates (the paper's Fig. 5, not normalised)."""
+    """Observed failure rates, perturbations (rows) x policies (columns); the paper's Fig. 5
+    with rates instead of normalised probabilities, so a policy that never fails reads 0."""
     plt = _plt()
     every = [r["name"] for r in comparison["perturbations"]]
     names = _shown(comparison, every)
     rows = {r["name"]: r for r in comparison["perturbations"]}
     policies = comparison["policies"]
-    grid = np.array([[(rows[n]["rates"][p["label"]] or {}).get("rate", np.nan) for n in names]
-                     for p in policies], dtype=float)
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.5 + 0.55 * len(names)), 1.8 + 0.55 * len(policies)))
+    grid = np.array([[(rows[n]["rates"][p["label"]] or {}).get("rate", np.nan) for p in policies]
+                     for n in names], dtype=float)
+    fig, ax = plt.subplots(figsize=(3.5 + 1.3 * len(policies), 1.5 + 0.3 * len(names)))
     cmap = plt.get_cmap("Reds").with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto")
     for (i, j), v in np.ndenumerate(grid):
-        ax.text(j, i, "n/a" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=7,
-                color="white" if v > 0.6 else "black")
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(policies)), [p["label"] for p in policies], fontsize=9)
-    fig.colorbar(im, ax=ax, label="observed failure rate", fraction=0.03, pad=0.01)
-    ax.set_title(f"{comparison['task']}: observed failure rate per policy and perturbation"
-                 f"{_of(names, every)}", fontsize=11)
+        ax.text(j, i, "not measured" if np.isnan(v) else f"{v:.2f}", ha="center", va="center",
+                fontsize=8, color="white" if v > 0.6 else "black")
+    ax.set_xticks(range(len(policies)), [p["label"] for p in policies], rotation=20, ha="right",
+                  fontsize=9)
+    ax.set_yticks(range(len(names)), names, fontsize=9)
+    fig.colorbar(im, ax=ax, label="observed failure rate", fraction=0.06)
+    ax.set_title(f"{comparison['task']}: observed failure rates{_of(names, every)}", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -386,30 +389,32 @@ def grouped_figure(comparison: dict[str, Any]) -> Any:
     names = _shown(comparison, every)
     rows = {r["name"]: r for r in comparison["perturbations"]}
     policies = comparison["policies"]
-    width = 0.8 / len(policies)
-    x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(8.0, 2.0 + 0.25 * len(names) * len(policies)), 5.0))
+    height = 0.8 / len(policies)
+    y = -np.arange(len(names), dtype=float)  # the first perturbation on top
+    fig, ax = plt.subplots(figsize=(9.0, 1.6 + 0.14 * len(names) * (len(policies) + 1)))
     for i, p in enumerate(policies):
         rates = [rows[n]["rates"][p["label"]] for n in names]
-        xs = [x[j] + (i - (len(policies) - 1) / 2) * width for j, r in enumerate(rates) if r]
+        ys = [y[j] - (i - (len(policies) - 1) / 2) * height for j, r in enumerate(rates) if r]
         shown = [r for r in rates if r]
-        ax.bar(xs, [r["rate"] for r in shown], width, color=_color(i),
-               label=f"{p['label']} ({p['interval']})",
-               yerr=np.array([[r["rate"] - r["lo"], r["hi"] - r["rate"]] for r in shown]).T
-               .reshape(2, -1), capsize=2, error_kw={"lw": 0.8})
+        ax.barh(ys, [r["rate"] for r in shown], height, color=_color(i),
+                label=f"{p['label']} ({p['interval']} interval)",
+                xerr=np.array([[r["rate"] - r["lo"], r["hi"] - r["rate"]] for r in shown]).T
+                .reshape(2, -1), capsize=2, error_kw={"lw": 0.8})
     significant = {t["perturbation"] for t in comparison["tests"] if t["significant"]}
     for j, n in enumerate(names):
         if n in significant:
-            ax.annotate("*", (x[j], 1.04), ha="center", fontsize=14, color="black",
-                        annotation_clip=False)
-    ax.set_xticks(x, names, rotation=45, ha="right", fontsize=9)
-    ax.set_ylim(0, 1.1)
-    ax.set_ylabel(f"observed failure rate, {comparison['confidence']:.0%} interval")
+            ax.annotate("*", (1.02, y[j]), va="center", fontsize=14, annotation_clip=False)
+    ax.set_yticks(y, names, fontsize=9)
+    ax.set_ylim(y[-1] - 0.6, 0.6)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"observed failure rate, {comparison['confidence']:.0%} interval; * = policies "
+                  f"differ ({comparison['correction']}-adjusted p < "
+                  f"{1 - comparison['confidence']:.2g})")
     ax.set_title(f"{comparison['task']}: failure rate per perturbation and policy"
-                 f"{_of(names, every)}; * = policies differ ({comparison['correction']}-adjusted "
-                 f"p < {1 - comparison['confidence']:.2g})", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.grid(axis="y", alpha=0.3)
+                 f"{_of(names, every)}", fontsize=11)
+    ax.legend(fontsize=8, loc="lower center", ncols=min(3, len(policies)),
+              bbox_to_anchor=(0.5, 1.02 + 0.25 / fig.get_figheight()))
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
 
