@@ -55,7 +55,7 @@ CAMPAIGN = "campaign"
 SWEEP = "sweep"
 #: The interval each kind of directory gets, as named in the outputs.
 INTERVALS = {CAMPAIGN: "anytime-valid", SWEEP: METHOD}
-TEST = "pooled two-proportion z-test, two-sided"
+TEST = "two-sided pooled two-proportion z-test"
 CORRECTION = "Holm"
 #: The figures, by file name.
 FIGURES = ("stacked.png", "radar.png", "heatmap.png", "grouped.png")
@@ -314,6 +314,7 @@ def stacked_figure(comparison: dict[str, Any]) -> Any:
         share = np.array([(p["failure_share"] or {}).get(n, 0.0) for n in names])
         ax.bar(x, share, bottom=bottom, color=_color(i), label=_entropy_label(p, len(common)))
         bottom += share
+    ax.set_ylim(0, max(bottom.max(initial=0.0), 0.01) * 1.08)
     ax.set_xticks(x, names, rotation=45, ha="right", fontsize=9)
     ax.set_ylabel("share of the policy's failures (each policy sums to 1)")
     ax.set_title(f"{comparison['task']}: each policy's contribution per failure mode"
