@@ -179,12 +179,12 @@ def _confidence(runs: list[PolicyRun], labels: list[str], confidence: float | No
         if not 0.0 < confidence < 1.0:
             raise CompareError(f"--confidence must be in (0, 1), e.g. 0.95; got {confidence}")
         return confidence
-    stored = {r.confidence if r.confidence is not None else CONFIDENCE for r in runs}
-    if len(stored) > 1:
-        each = ", ".join(f"{lab}: {r.confidence}" for lab, r in zip(labels, runs, strict=True))
+    stored = [r.confidence if r.confidence is not None else CONFIDENCE for r in runs]
+    if len(set(stored)) > 1:
+        each = ", ".join(f"{lab}: {c}" for lab, c in zip(labels, stored, strict=True))
         raise CompareError(f"the directories were run at different confidences ({each}); "
                            "choose one with --confidence")
-    return stored.pop()
+    return stored[0]
 
 
 def _rate(run: PolicyRun, name: str, confidence: float) -> dict[str, Any] | None:
