@@ -52,6 +52,7 @@ setup(
         "robomd.commands": [
             "diagnose = robomd_diagnoser.cli.diagnose",
             "report = robomd_diagnoser.cli.report",
+            "compare = robomd_diagnoser.cli.compare",
             "bringup = robomd_diagnoser.cli.bringup",
             "sweep = robomd_diagnoser.cli.sweep",
             "train-bc = robomd_diagnoser.cli.train_bc",

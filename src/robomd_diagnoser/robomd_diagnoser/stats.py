@@ -7,7 +7,7 @@ are never policy failures and are reported separately as ``excluded``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -84,6 +84,25 @@ def two_proportion_p_value(k1: int, n1: int, k2: int, n2: int) -> float:
         return 1.0
     z = (k1 / n1 - k2 / n2) / se
     return 2 * (1 - NormalDist().cdf(abs(z)))
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error control under any dependence).
+
+    Rejecting the hypotheses whose adjusted p-value is below ``alpha`` keeps the probability of
+    any false rejection in the family at most ``alpha``.
+
+    :param p_values: the family's raw p-values.
+    :returns: the adjusted p-values, in the order given.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def jeffreys_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -22,7 +22,7 @@ from robomd_diagnoser.pools import JobPool, make_pool
 from robomd_diagnoser.progress import ProgressReporter
 from robomd_diagnoser.space_truth import MemberTruth, SpaceTruth
 from robomd_diagnoser.stats import FailureRate, failure_rates
-from robomd_diagnoser.store import RolloutStore
+from robomd_diagnoser.store import RolloutRecord, RolloutStore
 from robomd_diagnoser.world import RolloutStatus
 
 if TYPE_CHECKING:
@@ -190,6 +190,16 @@ class SweepRow:
         return row
 
 
+def table_records(store: RolloutStore, rollouts: int) -> list[RolloutRecord]:
+    """The stored sweep rollouts of repetitions ``0 .. rollouts-1`` (keys ``sweep/<name>/<i>``):
+    what a table for ``rollouts`` repetitions counts, also when more are stored.
+
+    :param store: the sweep's store.
+    :param rollouts: repetitions to include.
+    """
+    return [r for r in store.records(KEY_PREFIX) if int(r.key.rsplit("/", 1)[1]) < rollouts]
+
+
 def sweep_table(store: RolloutStore, catalog: Catalog, rollouts: int) -> list[SweepRow]:
     """Failure rates of the nominal scene (first row) and each perturbation, in catalog order.
 
@@ -199,9 +209,7 @@ def sweep_table(store: RolloutStore, catalog: Catalog, rollouts: int) -> list[Sw
     :param catalog: the swept catalog.
     :param rollouts: repetitions to include.
     """
-    wanted = {j.key for j in sweep_jobs(catalog, rollouts, 0, 1)}
-    records = [r for r in store.records(KEY_PREFIX) if r.key in wanted]
-    table = failure_rates(records, CONFIDENCE, METHOD)
+    table = failure_rates(table_records(store, rollouts), CONFIDENCE, METHOD)
 
     def rate(perts: tuple[str, ...]) -> FailureRate:
         return table.get(perts) or FailureRate(perts, 0, 0, 0, 0.0, 1.0)
