@@ -9,7 +9,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	@$(ENV) robomd bringup config/campaigns/lift_bc.yaml --out runs/demo
+	@$(ENV) robomd bringup config/campaigns/lift_bc_visual.yaml --out runs/demo
 	@echo "report: runs/demo/report.html"
 
 test: setup
