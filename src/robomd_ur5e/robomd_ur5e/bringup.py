@@ -27,6 +27,9 @@ from robomd_diagnoser.paths import find_config
 from robomd_diagnoser.ros.bringup import NAMESPACE, SIM_ENV, NodeSpec
 
 PACKAGE = "robomd_ur5e"
+#: The success detector's parameters the executor's place-back uses too (held object, its colour).
+_SHARED_WITH_DETECTOR = ("state_min_width", "state_max_width", "vision_hsv_low",
+                         "vision_hsv_high", "vision_min_blob_px")
 #: Seconds added to the operator's prompt timeout for the diagnoser's service calls.
 _SERVICE_MARGIN = 60.0
 
@@ -100,10 +103,12 @@ def ur5e_campaign_nodes(config: CampaignConfig, campaign_file: str | Path, *, ro
     if missing:
         raise ConfigError(f"catalog {catalog_path} lacks the campaign's perturbations {missing}; "
                           f"use a catalog with every name of {config.catalog}")
+    detector = load_parameters("detector")
     executor = {**load_parameters("executor"), "robot_ip": robot_ip,
                 "policy": policy or config.policy, "use_fake_hardware": use_fake_hardware}
     if use_fake_hardware:
         executor.update(load_parameters("fake_hardware"))
+    executor.update({name: detector[name] for name in _SHARED_WITH_DETECTOR})
     operator = {**load_parameters("operator"), "catalog": catalog_path,
                 "fake_scene": use_fake_hardware}
     rollout_limit = config.world.horizon / float(executor["rate"]) + float(
@@ -112,7 +117,8 @@ def ur5e_campaign_nodes(config: CampaignConfig, campaign_file: str | Path, *, ro
                  "output": str(Path(out_dir or config.output).resolve()),
                  "worlds": [NAMESPACE],
                  "service_timeout": float(operator["timeout_s"]) + float(operator["home_timeout"])
-                 + float(operator["digital_timeout"]) + _SERVICE_MARGIN,
+                 + float(operator["digital_timeout"]) + float(operator["place_back_timeout"])
+                 + _SERVICE_MARGIN,
                  "rollout_timeout": rollout_limit}
     nodes = [] if use_fake_hardware else [
         NodeSpec(PACKAGE, "camera_node", "camera",
@@ -120,7 +126,7 @@ def ur5e_campaign_nodes(config: CampaignConfig, campaign_file: str | Path, *, ro
     return [*nodes,
             NodeSpec(PACKAGE, "policy_executor_node", "policy_executor", parameters=executor),
             NodeSpec(PACKAGE, "success_detector_node", "success_detector",
-                     parameters=load_parameters("detector")),
+                     parameters=detector),
             NodeSpec(PACKAGE, "operator_prompt_node", "operator_prompt", parameters=operator),
             NodeSpec("robomd_diagnoser", "diagnoser_node", "diagnoser", parameters=diagnoser)]
 

@@ -77,6 +77,26 @@ class StateRule:
         if self.min_lift <= 0:
             raise ValueError(f"state rule: min_lift must be > 0 m, got {self.min_lift}")
 
+    def holding(self, gripper_width: float,
+                object_detected: bool | None) -> tuple[bool | None, float, str]:
+        """Whether the gripper is closed on something: (holding or None when it cannot tell,
+        confidence, reason). The finger gap decides when known, else the object flag.
+
+        :param gripper_width: finger gap (m), NaN when unknown.
+        :param object_detected: the gripper's object flag, None when unknown.
+        """
+        if math.isfinite(gripper_width):
+            w = gripper_width
+            half = (self.max_width - self.min_width) / 2
+            hold = self.min_width <= w <= self.max_width
+            return (hold, _confidence(min(w - self.min_width, self.max_width - w) / half),
+                    f"gripper gap {w * 1000:.0f} mm "
+                    f"({'holding' if hold else 'empty' if w < self.min_width else 'open'})")
+        if object_detected is not None:
+            return (object_detected, 0.9,
+                    f"gripper object flag {'set' if object_detected else 'clear'}")
+        return None, 0.0, "the gripper reports neither its gap nor object detection"
+
     def judge(self, end: RobotEnd) -> Verdict:
         """Judge from the end state."""
         lift = end.tcp_z - end.lowest_tcp_z
@@ -84,19 +104,9 @@ class StateRule:
         lift_conf = _confidence((lift - self.min_lift) / self.min_lift)
         lift_text = (f"TCP {lift * 100:.1f} cm above its lowest point "
                      f"(need {self.min_lift * 100:.1f})")
-        if math.isfinite(end.gripper_width):
-            w = end.gripper_width
-            half = (self.max_width - self.min_width) / 2
-            hold = self.min_width <= w <= self.max_width
-            hold_conf = _confidence(min(w - self.min_width, self.max_width - w) / half)
-            hold_text = (f"gripper gap {w * 1000:.0f} mm "
-                         f"({'holding' if hold else 'empty' if w < self.min_width else 'open'})")
-        elif end.object_detected is not None:
-            hold, hold_conf = end.object_detected, 0.9
-            hold_text = f"gripper object flag {'set' if hold else 'clear'}"
-        else:
-            return Verdict(None, 0.0, "state rule: the gripper reports neither its gap nor "
-                                      "object detection")
+        hold, hold_conf, hold_text = self.holding(end.gripper_width, end.object_detected)
+        if hold is None:
+            return Verdict(None, 0.0, f"state rule: {hold_text}")
         reason = f"{hold_text}; {lift_text}"
         if hold and lift_ok:
             return Verdict(True, min(hold_conf, lift_conf), reason)

@@ -15,7 +15,8 @@ Faults are injected with :meth:`FakeRobot.inject` (now or after a number of cont
 ``protective_stop``, ``emergency_stop``, ``disconnect`` and ``program_stopped`` behave like the
 real controller (commands are refused, the status getters report it). What a test needs to see
 is counted: motion commands refused (:attr:`FakeRobot.refused`: a correct executor sends none
-after a fault), ``speedStop`` calls, watchdog kicks, each ``speedL``'s acceleration and hold time.
+after a fault), ``speedStop`` calls, watchdog kicks, each ``speedL``'s twist, acceleration and hold
+time, and the TCP position after each control step (:attr:`FakeRobot.positions`).
 The pendant's state read when arming (speed slider, robot mode, remote control, loaded program)
 is plain attributes. Everything here must be called from one thread (the renderer's GL context is
 bound to the thread that created it).
@@ -85,6 +86,7 @@ class FakeRobot:
         self.remote_control = True
         self.loaded_program = "<unnamed>"
         self.twists: list[list[float]] = []
+        self.positions: list[list[float]] = []
         self._scheduled: list[tuple[int, str]] = []
         _ACTIVE = self
 
@@ -135,6 +137,7 @@ class FakeRobot:
                        1.0 if self.gripper_closed else -1.0]
         self.world.env.step(action)
         self.twists.append(twist.tolist())
+        self.positions.append(self.tcp_pose()[:3])
         self.steps += 1
         for due, fault in [s for s in self._scheduled if s[0] <= self.steps]:
             self._scheduled.remove((due, fault))

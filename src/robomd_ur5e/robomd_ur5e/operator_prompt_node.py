@@ -2,16 +2,17 @@
 
 Each perturbation is split (:func:`robomd_diagnoser.digital.split`) into its physical part, which
 the operator is asked to make, and its digital levels, which the policy executor applies
-(``executor/digital``, set once the physical part is in place, cleared on reset) without anyone:
-a request whose physical part the scene already shows raises no prompt. Each physical change
-becomes an OperatorPrompt on ``operator/prompt`` (latched) with the catalog's
-natural-language instruction; the operator answers through ``operator/respond``
-(OperatorRespond: done / skip / abort), e.g. from ``robomd operator``. The answers' meaning is in
-:mod:`robomd_ur5e.prompt`. ``reset_scene`` first homes the arm (``executor/home``) so the operator
-works in a clear scene. An abort also stops the campaign (``campaign/stop``) and disarms the
-executor. With ``fake_scene``, every confirmed change is also made to the simulated scene
-(``fake_hardware/*``, served by the executor on fake hardware).
-"""
+(``executor/digital``, set once the physical part is in place, cleared on reset) without anyone: a
+request whose physical part the scene already shows raises no prompt. Each physical change becomes
+an OperatorPrompt on ``operator/prompt`` (latched) with the catalog's natural-language instruction;
+the operator answers through ``operator/respond`` (OperatorRespond: done / skip / abort), e.g. from
+``robomd operator``. The answers' meaning is in :mod:`robomd_ur5e.prompt`. ``reset_scene`` first
+homes the arm (``executor/home``) so the operator works in a clear scene. With ``auto_reset``, a
+reset whose scene shows no physical change first asks the executor to put the object back and check
+the scene (``executor/place_back``); only if that fails is the operator prompted (the prompt says
+why). An abort also stops the campaign (``campaign/stop``) and disarms the executor. With
+``fake_scene``, every confirmed change is also made to the simulated scene (``fake_hardware/*``,
+served by the executor on fake hardware)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ PARAMETERS: dict[str, Param] = {
     "timeout_s": Param(600.0, "seconds a prompt waits for the operator (0: forever)"),
     "home_timeout": Param(60.0, "seconds to wait for executor/home"),
     "digital_timeout": Param(30.0, "seconds to wait for executor/digital"),
+    "auto_reset": Param(False, "reset a scene with no physical change without the operator: "
+                               "the executor puts the object back and checks the scene "
+                               "(executor/place_back); the operator is prompted if that fails"),
+    "place_back_timeout": Param(120.0, "seconds to wait for executor/place_back"),
     "fake_scene": Param(False, "also apply confirmed changes to the simulated scene "
                                "(fake hardware)"),
 }
@@ -64,6 +69,8 @@ class OperatorPromptNode(Node):
         self.catalog = load_catalog(str(p["catalog"]))
         self.home_timeout = float(p["home_timeout"])
         self.digital_timeout = float(p["digital_timeout"])
+        self.auto_reset = bool(p["auto_reset"])
+        self.place_back_timeout = float(p["place_back_timeout"])
         self._digital_set = False  # the executor may hold digital perturbations set from here
         self.fake_scene = bool(p["fake_scene"])
         self.desk = OperatorDesk(self.catalog, self._publish, float(p["timeout_s"]))
@@ -71,6 +78,8 @@ class OperatorPromptNode(Node):
         group = ReentrantCallbackGroup()
         self.prompt_pub = self.create_publisher(OperatorPrompt, "operator/prompt", LATCHED)
         self._home = self.create_client(Trigger, "executor/home", callback_group=group)
+        self._place_back = self.create_client(Trigger, "executor/place_back",
+                                              callback_group=group)
         self._arm = self.create_client(SetBool, "executor/arm", callback_group=group)
         self._digital = self.create_client(SetDigitalPerturbations, "executor/digital",
                                            callback_group=group)
@@ -90,7 +99,8 @@ class OperatorPromptNode(Node):
         self._publish(None)
         self.get_logger().info(f"operator prompt ready: catalog {self.catalog.source} "
                                f"({len(self.catalog)} perturbations), prompt timeout "
-                               f"{p['timeout_s']} s")
+                               f"{p['timeout_s']} s, automatic reset "
+                               f"{'on' if self.auto_reset else 'off'}")
 
     # ------------------------------------------------------------------ helpers
     def _call(self, client, request, timeout: float):
@@ -153,6 +163,13 @@ class OperatorPromptNode(Node):
         self._digital_set = wanted
         return ApplyStatus.APPLIED, reply.message
 
+    def _restore(self) -> tuple[bool, str]:
+        """The automatic reset: the executor's place-back and scene check."""
+        reply = self._call(self._place_back, Trigger.Request(), self.place_back_timeout)
+        if reply is None:
+            return False, "executor/place_back did not answer"
+        return reply.success, reply.message
+
     # ------------------------------------------------------------------ services
     def _respond(self, req, res):
         answer = _ANSWERS.get(req.response)
@@ -187,19 +204,25 @@ class OperatorPromptNode(Node):
             self.get_logger().info(f"fake scene: {reply.message if reply else 'no answer'}")
 
         with self._serial:
-            homed = self._call(self._home, Trigger.Request(), self.home_timeout)
-            note = ""
-            if homed is None:
-                note = "The arm was NOT homed (executor/home did not answer): jog it clear."
-            elif not homed.success:
-                note = f"The arm was NOT homed ({homed.message})."
             was_aborted = self.desk.aborted
-            res.success, res.message = self.desk.reset(note, simulate if self.fake_scene
-                                                       else None)
+            restored, how = (self.desk.reset_automatically(self._restore) if self.auto_reset
+                             else (False, ""))
+            if restored:
+                res.success, res.message = True, how
+            else:
+                homed = self._call(self._home, Trigger.Request(), self.home_timeout)
+                note = f"Not reset automatically: {how}." if how else ""
+                if homed is None:
+                    note += " The arm was NOT homed (executor/home did not answer): jog it clear."
+                elif not homed.success:
+                    note += f" The arm was NOT homed ({homed.message})."
+                res.success, res.message = self.desk.reset(note.strip(), simulate
+                                                           if self.fake_scene else None)
             if res.success:
                 cleared, digital = self._set_digital([])
                 res.success = cleared == ApplyStatus.APPLIED
                 res.message = f"{res.message}; {digital}"
+            self.get_logger().info(f"reset_scene: {res.message}")
         if self.desk.aborted and not was_aborted:
             self._after_abort()
         return res

@@ -9,9 +9,12 @@ clears on reset; see :mod:`robomd_diagnoser.digital`). Publishes ``executor/roll
 (robomd_msgs/RolloutState) at the start and end of every rollout, for the success detector, and
 ``executor/status`` (robomd_msgs/ExecutorStatus, latched: armed, busy, protective and emergency
 stop, fault) when it changes and once a second, for the operator's consoles (a robot fault disarms
-the executor). Every call to the robot runs on one dedicated thread (with fake hardware, the
-simulator's GL context is bound to it); see :mod:`robomd_ur5e.runner` for the control loop and its
-faults.
+the executor). ``executor/place_back`` (std_srvs/Trigger) is the automatic reset: put the object the
+last rollout left in the gripper back where it was grasped, home, and check the scene with the
+camera (:meth:`robomd_ur5e.runner.RolloutRunner.place_back`); the operator prompt calls it when
+``auto_reset`` is on, and ``executor/home`` when a person resets the scene. Every call to the robot
+runs on one dedicated thread (with fake hardware, the simulator's GL context is bound to it); see
+:mod:`robomd_ur5e.runner` for the control loop and its faults.
 
 With ``use_fake_hardware``, the robot is :mod:`robomd_ur5e.fake` (the simulated UR5e); the node
 then also publishes the simulated scene camera on ``camera/image_raw`` and serves
@@ -49,6 +52,7 @@ from robomd_diagnoser.world import RolloutStatus
 from robomd_msgs.action import ExecuteRollout
 from robomd_msgs.msg import ExecutorStatus, RolloutState
 from robomd_msgs.srv import ApplyPerturbation, ResetScene, SetDigitalPerturbations
+from robomd_ur5e.detector import StateRule, VisionRule
 from robomd_ur5e.fake import FAULTS
 from robomd_ur5e.hardware import (
     GRIPPERS,
@@ -59,7 +63,7 @@ from robomd_ur5e.hardware import (
     fault_reason,
     make_gripper,
 )
-from robomd_ur5e.runner import ExecutorSettings, RolloutRunner, Snapshot
+from robomd_ur5e.runner import ExecutorSettings, PlaceBack, RolloutRunner, Snapshot
 from robomd_ur5e.safety import ActionMapper, SafetyEnvelope, SafetyLimits
 
 _UR5E_JOINT_LIMIT = 2 * math.pi
@@ -105,6 +109,26 @@ PARAMETERS: dict[str, Param] = {
     "gripper_pin": Param(0, "digital gripper: standard digital output 0..7"),
     "gripper_close_level": Param(True, "digital gripper: output level that closes it"),
     "gripper_max_width": Param(0.085, "finger gap when open, m (2F-85: 0.085, 2F-140: 0.14)"),
+    "place_hover": Param(PlaceBack.hover, "place-back: approach and retreat height above the "
+                                          "place pose, m"),
+    "place_clearance": Param(PlaceBack.clearance, "place-back: the object is released this far "
+                                                  "above the TCP's grasp height, m"),
+    "place_speed": Param(PlaceBack.speed, "place-back: TCP speed, m/s (the envelope still "
+                                          "limits it)"),
+    "place_settle_time": Param(PlaceBack.settle_time, "place-back: seconds after homing before "
+                                                      "the scene check's frame"),
+    "place_check_px": Param(PlaceBack.check_px, "place-back: the object's blob must be this "
+                                                "close to its reference place, pixels"),
+    "state_min_width": Param(StateRule.min_width, "place-back: the success detector's parameter "
+                                                  "(bringup copies it): the held-object gap"),
+    "state_max_width": Param(StateRule.max_width, "place-back: the success detector's parameter "
+                                                  "(bringup copies it)"),
+    "vision_hsv_low": Param(list(VisionRule.hsv_low), "place-back check: the success detector's "
+                                                      "parameter (bringup copies it)"),
+    "vision_hsv_high": Param(list(VisionRule.hsv_high), "place-back check: the success "
+                                                        "detector's parameter (bringup copies it)"),
+    "vision_min_blob_px": Param(VisionRule.min_blob_px, "place-back check: the success "
+                                                        "detector's parameter (bringup copies it)"),
     "frame_id": Param("scene_camera", "fake hardware: frame_id of the simulated camera images"),
     "fake_task": Param("lift", "fake hardware: the simulated task"),
     "fake_camera_size": Param(84, "fake hardware: simulated camera size, pixels"),
@@ -150,7 +174,15 @@ def settings_from(p: dict, image_size: int) -> ExecutorSettings:
             watchdog_hz=float(p["watchdog_hz"]), frame_timeout=float(p["frame_timeout"]),
             image_size=image_size,
             arming=ArmingChecks(float(p["min_speed_scaling"]), bool(p["require_remote_control"]),
-                                str(p["expected_program"])))
+                                str(p["expected_program"])),
+            place=PlaceBack(
+                hover=float(p["place_hover"]), clearance=float(p["place_clearance"]),
+                speed=float(p["place_speed"]), settle_time=float(p["place_settle_time"]),
+                check_px=float(p["place_check_px"]),
+                hold=StateRule(float(p["state_min_width"]), float(p["state_max_width"])),
+                vision=VisionRule(tuple(int(v) for v in p["vision_hsv_low"]),
+                                  tuple(int(v) for v in p["vision_hsv_high"]),
+                                  min_blob_px=int(p["vision_min_blob_px"]))))
     except ValueError as exc:
         raise ParameterError(f"executor parameters: {exc}") from None
 
@@ -215,6 +247,8 @@ class PolicyExecutorNode(RolloutActionServer):
             sleep=(lambda _s: None) if self.fake else time.sleep))
         self.create_service(SetBool, "executor/arm", self._arm, callback_group=group)
         self.create_service(Trigger, "executor/home", self._home, callback_group=group)
+        self.create_service(Trigger, "executor/place_back", self._place_back,
+                            callback_group=group)
         self.create_service(SetDigitalPerturbations, "executor/digital", self._set_digital,
                             callback_group=group)
         self.serve_rollouts(group)
@@ -343,16 +377,29 @@ class PolicyExecutorNode(RolloutActionServer):
         return res
 
     def _home(self, _req, res):
+        """Home before a person resets the scene (that scene becomes the check's reference)."""
+        self.runner.scene_touched()
+        return self._motion(self.runner.home, res)
+
+    def _place_back(self, _req, res):
+        return self._motion(self.runner.place_back, res)
+
+    def _motion(self, move, res):
+        """Run ``move`` on the robot thread unless a rollout or motion is running."""
         if not self.busy.acquire(blocking=False):
-            res.success, res.message = False, "a rollout or homing is running"
+            res.success, res.message = False, "a rollout, homing or place-back is running"
             return res
+        self._publish_status(busy=True)
         try:
-            res.message = self.on_world_thread(self.runner.home)
+            res.message = self.on_world_thread(move)
             res.success = True
         except (RobotFault, RuntimeError) as exc:
             res.success, res.message = False, str(exc)
         finally:
             self.busy.release()
+            if self.fake:
+                self.on_world_thread(self._fake_frame)
+        self.get_logger().info(f"{'done' if res.success else 'refused'}: {res.message}")
         return res
 
     def _set_digital(self, req, res):

@@ -17,7 +17,10 @@ Only the physical part of each perturbation is asked for (:func:`robomd_diagnose
 a space member's digital levels (image corruptions, action noise) are the policy executor's and
 need nobody. Requests that need no physical change are answered at once: applying a list whose
 physical part the scene already shows (e.g. digital levels only), and resetting a nominal scene in
-which no rollout ran since the last reset.
+which no rollout ran since the last reset. With an automatic reset
+(:meth:`OperatorDesk.reset_automatically`), a scene whose physical part is nominal is restored
+without a person when the caller's ``restore`` (the executor's place-back and scene check)
+succeeds; otherwise the operator is asked as before.
 """
 
 from __future__ import annotations
@@ -120,6 +123,8 @@ class OperatorDesk:
         self.scene: tuple[str, ...] = ()  # physical parts, as the operator left the scene
         self.aborted = False
         self.dirty = True  # the scene's state is unknown until the first reset
+        self.confirmed = False  # the operator has reset the scene at least once
+        self.resets = {"automatic": 0, "operator": 0}
         self._ids = itertools.count(1)
         self._cond = threading.Condition()
         self._pending: Prompt | None = None
@@ -206,6 +211,35 @@ class OperatorDesk:
         return ApplyStatus.ABORTED, (f"no operator answer within {self.timeout_s:.0f} s; is the "
                                      "operator console (robomd operator) running?")
 
+    def reset_automatically(self, restore: Callable[[], tuple[bool, str]]) -> tuple[bool, str]:
+        """Restore the nominal scene without a person, if it needs no physical change.
+
+        Tried only once the operator has confirmed a nominal scene, when the scene shows no
+        physical change and a rollout ran since the last reset (else there is nothing to undo).
+
+        :param restore: puts the object back and checks the scene: (restored, what happened).
+        :return: (restored, message); not restored: ask the operator (:meth:`reset`).
+        """
+        if self.aborted:
+            return False, "the operator aborted the campaign"
+        if self.scene:
+            return False, f"the scene shows physical changes {list(self.scene)}"
+        if not self.confirmed:
+            return False, "no operator has confirmed the nominal scene yet"
+        if not self.dirty:
+            return True, "the scene is already nominal"
+        restored, how = restore()
+        if not restored:
+            return False, how
+        self.dirty = False
+        self.resets["automatic"] += 1
+        return True, f"automatic reset ({self.tally()}): {how}"
+
+    def tally(self) -> str:
+        """How many resets were automatic and how many the operator's."""
+        return (f"{self.resets['automatic']} automatic, {self.resets['operator']} by the "
+                "operator so far")
+
     def reset(self, arm_note: str = "",
               on_done: Callable[[], None] | None = None) -> tuple[bool, str]:
         """Have the operator restore the nominal scene (blocks).
@@ -221,10 +255,11 @@ class OperatorDesk:
                                  reset_instruction(self.catalog, self.scene, arm_note), ())
         suffix = f" ({note})" if note else ""
         if answer == Answer.DONE:
-            self.scene, self.dirty = (), False
+            self.scene, self.dirty, self.confirmed = (), False, True
+            self.resets["operator"] += 1
             if on_done is not None:
                 on_done()
-            return True, "operator restored the nominal scene" + suffix
+            return True, f"operator restored the nominal scene ({self.tally()})" + suffix
         if answer == Answer.SKIP:
             return False, "operator skipped the reset" + suffix
         if answer == Answer.ABORT:
