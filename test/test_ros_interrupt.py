@@ -123,6 +123,7 @@ def test_ctrl_c_mid_rollout_then_rerun_keeps_every_rollout_once(tmp_path: Path) 
 
         seen = listener.feedback
         listener.call("resume")
+        deadline = time.monotonic() + 120  # the refused starts above may take up to 2 x 60 s
         listener.wait("no rollout in progress", lambda: listener.feedback > seen + 2, deadline)
         os.killpg(first.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole group
         assert first.wait(60) == 130
