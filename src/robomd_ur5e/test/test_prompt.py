@@ -144,3 +144,29 @@ def test_real_lift_prompts_for_its_single_entries_only() -> None:
             prompted.append(name)
     assert prompted == [p.name for p in CATALOG.perturbations]
     assert len(CATALOG) > 2 * len(prompted), "the digital families are most of the space"
+
+
+def test_automatic_reset_only_after_a_confirmed_nominal_scene_with_a_rollout() -> None:
+    desk, operator = _desk(Answer.DONE, Answer.DONE)
+    calls = []
+
+    def restore(ok: bool = True):
+        calls.append(ok)
+        return ok, "placed back"
+
+    assert desk.reset_automatically(restore) == (
+        False, "no operator has confirmed the nominal scene yet")
+    assert desk.reset()[0] and desk.confirmed
+    assert desk.reset_automatically(restore) == (True, "the scene is already nominal")
+    assert calls == [], "nothing to undo before a rollout"
+    desk.rollout_started()
+    ok, message = desk.reset_automatically(restore)
+    assert ok and message == "automatic reset (1 automatic, 1 by the operator so far): placed back"
+    assert not desk.dirty and calls == [True]
+    desk.rollout_started()
+    assert desk.reset_automatically(lambda: restore(False)) == (False, "placed back")
+    assert desk.dirty, "a failed restore leaves the scene for the operator"
+    assert desk.apply(["light_red"])[0] == ApplyStatus.APPLIED
+    assert desk.reset_automatically(restore) == (
+        False, "the scene shows physical changes ['light_red']")
+    assert calls == [True, False] and len(operator.prompts) == 2
