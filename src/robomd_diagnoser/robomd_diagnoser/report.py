@@ -175,7 +175,7 @@ def bars_png(result: dict) -> str:
     ax1.barh(ys, [m["p_fail"] for m in modes], color="tab:red", alpha=0.8)
     ax1.axvline(1 / len(every), color="k", ls="--", lw=0.8, label="uniform 1/N")
     ax1.set_yticks(ys, [m["name"] for m in modes], fontsize=9)
-    ax1.set_xlabel("P_fail (agent, sums to 1)")
+    ax1.set_xlabel("P_fail\n(agent, sums to 1)")
     ax1.legend(fontsize=8, loc="lower right")
     tried = [(y, m) for y, m in zip(ys, modes, strict=True) if m["trials"]]
     if tried:
@@ -192,7 +192,7 @@ def bars_png(result: dict) -> str:
             ax2.annotate("not tried", (0.01, y), fontsize=8, va="center", color="grey")
     ax2.set_xlim(0, 1)
     conf = result["diagnosis"].get("confidence", 0.95)
-    ax2.set_xlabel(f"observed failure rate, {conf:.0%} anytime-valid interval "
+    ax2.set_xlabel(f"observed failure rate\n{conf:.0%} anytime-valid interval "
                    "(single-perturbation rollouts)")
     ax2.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{result['name']}: failure likelihood vs observed failure rate", fontsize=11)
