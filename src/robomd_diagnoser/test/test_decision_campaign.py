@@ -102,3 +102,31 @@ def test_predictions_count_as_decisions_for_stop_when_decided(tmp_path):
     assert not all_decided(counts, config)
     assert not all_decided(counts, config, predicting(0))
     assert all_decided(counts, config, predicting(2))
+
+
+def test_diagnose_prints_the_top_of_a_large_space_and_says_where_the_rest_is(tmp_path, capsys):
+    import yaml
+
+    from robomd_diagnoser.catalog import load_catalog
+    from robomd_diagnoser.cli.diagnose import TABLE_ROWS
+    from robomd_diagnoser.cli.main import main
+
+    cat = tmp_path / "space.yaml"
+    cat.write_text(yaml.safe_dump({"task": "toy", "families": [
+        {"name": "mass", "factor": "object_mass", "target": "cube", "values": [2, 5, 10, 20]},
+        {"name": "noise", "factor": "action_noise", "values": [0.1, 0.2, 0.3, 0.5]},
+        {"name": "yaw", "factor": "object_yaw", "target": "cube", "values": [10, 20, 30, 40]}],
+        "combinations": {"order": 2}}))
+    names = load_catalog(cat).names
+    assert len(names) == 60 > TABLE_ROWS
+    table = tmp_path / "rates.json"
+    table.write_text(json.dumps({"task": "toy", "nominal": {"failure_rate": 0.0},
+                                 "perturbations": [{"name": n, "failure_rate": 0.0}
+                                                   for n in names]}))
+    path = write_campaign(tmp_path, catalog=str(cat), agent={"type": "random"}, budget=4,
+                          world={"type": "table", "failure_rates": str(table), "horizon": 40})
+    assert main(["diagnose", "--config", str(path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    ranked = [line for line in out.splitlines() if line.strip().split(" ")[0].isdigit()]
+    assert len(ranked) == TABLE_ROWS
+    assert f"... {60 - TABLE_ROWS} more (every member is in" in out

@@ -10,6 +10,9 @@ from pathlib import Path
 from robomd_diagnoser.cli import add_executor_args, executor_from_args
 from robomd_diagnoser.progress import add_progress_argument
 
+#: Ranked rows printed on the terminal (a factor space has thousands).
+TABLE_ROWS = 30
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -60,11 +63,21 @@ def run(args: argparse.Namespace) -> int:
           f"completed; results in {result.out_dir}")
     print(f"entropy {d.entropy:.3f} nats, failure modes {d.num_failure_modes} (P_fail > 1/N), "
           f"{d.num_confirmed_failure_modes} confirmed by observed rates, FSI {d.fsi:.3f}")
-    print(f"{'rank':>4}  {'perturbation':<24} {'P_fail':>7}  {'observed':>8}  95% interval   n")
-    for i, m in enumerate(d.modes, 1):
+    predicted = sum(m.prediction is not None for m in d.modes)
+    print(f"decided at {d.confidence:.0%}: {d.num_decided_failure_modes} failure modes from "
+          f"their own rollouts" + (f"; {predicted} members predicted by the agent's model"
+                                   if predicted else ""))
+    shown = d.modes[:TABLE_ROWS]
+    width = max(24, *(len(m.name) for m in shown))
+    print(f"{'rank':>4}  {'perturbation':<{width}} {'P_fail':>7}  {'observed':>8}  "
+          f"{d.confidence:.0%} interval   n")
+    for i, m in enumerate(shown, 1):
         rate = "-" if m.rate is None else f"{m.rate:.2f}"
-        print(f"{i:>4}  {m.name:<24} {m.p_fail:7.3f}  {rate:>8}  [{m.lo:.2f}, {m.hi:.2f}]  "
+        print(f"{i:>4}  {m.name:<{width}} {m.p_fail:7.3f}  {rate:>8}  [{m.lo:.2f}, {m.hi:.2f}]  "
               f"{m.trials:>3}")
+    if len(d.modes) > len(shown):
+        print(f"      ... {len(d.modes) - len(shown)} more (every member is in "
+              f"{result.out_dir / 'diagnosis.json'} and the report)")
     if d.accuracy:
         a = d.accuracy
         print(f"vs {a['ground_truth']}: pairwise accuracy {a['pairwise_accuracy']}, Kendall tau "
