@@ -140,18 +140,20 @@ def test_ray_pool_gives_the_local_pools_outcomes_for_the_same_seeds(local_ray):
 def test_a_killed_actor_loses_no_job_and_is_replaced(local_ray):
     todo = table_jobs(10)
     with RayPool(TableFactory(rollout_seconds=0.3), workers=2) as ex:
-        results, killed = [], None
+        results, killed, first = [], None, set()
         for res in ex.map_unordered(todo):
             results.append(res)
             if killed is None:  # SIGKILL the other actor, busy with its rollout
-                pids = {a.pid for a in ex._actors.values()} - {res.worker}
-                killed = pids.pop()
+                first = {a.pid for a in ex._actors.values()}
+                killed = (first - {res.worker}).pop()
                 os.kill(killed, signal.SIGKILL)
         assert sorted(r.job.key for r in results) == sorted(j.key for j in todo)
         assert all(r.result.status == RolloutStatus.COMPLETED for r in results)
         assert ex.lost_actors == 1
-        assert killed not in {r.worker for r in results[1:]}
-        assert len({r.worker for r in results[1:]}) == 2  # the replacement took jobs
+        # The killed actor may have finished its rollout a moment before the signal: that one
+        # result can still arrive, nothing after it.
+        assert [r.worker for r in results[1:]].count(killed) <= 1
+        assert {r.worker for r in results} - first  # a replacement actor took jobs
 
 
 def test_a_job_whose_actor_keeps_dying_is_aborted_not_failed(local_ray):
