@@ -299,12 +299,17 @@ def test_a_driver_killed_mid_sweep_resumes_from_the_store(local_ray, tmp_path):
         assert got[job.key] == world.judge().success, job.key
 
 
-def test_removing_a_node_mid_sweep_loses_and_repeats_nothing(short_tmp):
+def test_removing_a_node_mid_sweep_loses_and_repeats_nothing(short_tmp, monkeypatch):
     """Two nodes of one CPU each; the second is removed (processes killed) mid-sweep, then a new
     node joins and the pool, sized by the cluster, grows onto it."""
     from ray.cluster_utils import Cluster
 
     ray.shutdown()  # the module's local Ray (this test runs last)
+    # Ray's test cluster writes its address to $RAY_TMPDIR/ray/ray_current_cluster (default
+    # /tmp/ray, which it does not create) and puts the added nodes' sessions there: keep both in
+    # the test's own directory, which must exist on a machine that never ran Ray.
+    monkeypatch.setenv("RAY_TMPDIR", str(short_tmp))
+    (short_tmp / "ray").mkdir()
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "include_dashboard": False, "temp_dir": str(short_tmp),
         "_system_config": {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
