@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from robomd_diagnoser.catalog import Catalog
-from robomd_diagnoser.confseq import estimates
+from robomd_diagnoser.confseq import FAILURE_MODE, NOT_FAILURE_MODE, estimates
 from robomd_diagnoser.factor_analysis import has_structure, interactions, level_effects
 from robomd_diagnoser.space_truth import load_space_truth
 from robomd_diagnoser.stats import failure_rates
@@ -280,6 +280,50 @@ def accuracy_against(p_fail: Mapping[str, float], observed: Mapping[str, float],
             "true_rates": dict(truth.rates)}
 
 
+def reported_decision(mode: ModeRow) -> tuple[str, bool]:
+    """A member's reported decision and whether it is a prediction (its own rollouts leave it
+    undecided and a generalising agent decided it)."""
+    if mode.decision == FAILURE_MODE or mode.decision == NOT_FAILURE_MODE:
+        return mode.decision, False
+    if mode.prediction is not None:
+        return str(mode.prediction["decision"]), True
+    return mode.decision, False
+
+
+def failure_modes_against(modes: Sequence[ModeRow], truth: GroundTruth,
+                          threshold: float) -> dict[str, Any]:
+    """The campaign's reported failure modes (decided by rollouts or predicted) checked against a
+    ground truth, over the members the ground truth measured.
+
+    A member is a true failure mode when its ground-truth rate is >= ``threshold``.
+
+    :param modes: the diagnosis rows.
+    :param truth: the ground truth.
+    :param threshold: the campaign's failure-mode threshold.
+    :returns: ``reported`` (failure modes reported among the ground truth's members),
+        ``confirmed`` / ``refuted`` (names, with how each was reported), ``precision``,
+        ``truth_failure_modes`` (how many the ground truth has) and ``recall``; ``outside``
+        counts reported failure modes the ground truth did not measure.
+    """
+    confirmed, refuted, outside = [], [], 0
+    for m in modes:
+        decision, predicted = reported_decision(m)
+        if decision != FAILURE_MODE:
+            continue
+        if m.name not in truth.rates:
+            outside += 1
+            continue
+        row = {"name": m.name, "predicted": predicted, "true_rate": truth.rates[m.name],
+               "failures": m.failures, "trials": m.trials}
+        (confirmed if truth.rates[m.name] >= threshold else refuted).append(row)
+    reported = len(confirmed) + len(refuted)
+    n_true = sum(rate >= threshold for rate in truth.rates.values())
+    return {"threshold": threshold, "reported": reported, "confirmed": confirmed,
+            "refuted": refuted, "precision": len(confirmed) / reported if reported else None,
+            "truth_failure_modes": n_true,
+            "recall": len(confirmed) / n_true if n_true else None, "outside": outside}
+
+
 def diagnose(catalog: Catalog, p_fail: Sequence[float], records: Iterable[RolloutRecord],
              ground_truth: GroundTruth | None = None, *, threshold: float = 0.5,
              confidence: float = CONFIDENCE, predictions: Sequence[Any] = (),
@@ -322,6 +366,7 @@ def diagnose(catalog: Catalog, p_fail: Sequence[float], records: Iterable[Rollou
     if ground_truth is not None:
         observed = {m.name: (1 + m.failures) / (2 + m.trials) for m in rows}
         accuracy = accuracy_against({m.name: m.p_fail for m in rows}, observed, ground_truth)
+        accuracy["failure_modes"] = failure_modes_against(rows, ground_truth, threshold)
     effects: tuple[dict[str, Any], ...] = ()
     strongest: tuple[dict[str, Any], ...] = ()
     if levels is not None and has_structure(levels) and counts[:, 1].any():

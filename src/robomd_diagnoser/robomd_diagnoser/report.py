@@ -272,6 +272,20 @@ def _campaign_html(result: dict, report_dir: Path, images: dict[str, str]) -> st
                     f"<b>{_fmt(acc['kendall_tau'])}</b>; of the observed rates "
                     f"{_fmt(acc['observed_pairwise_accuracy'])} and "
                     f"{_fmt(acc['observed_kendall_tau'])}.</p>")
+        fm = acc.get("failure_modes")
+        if fm:
+            refuted = ", ".join(f"{esc(r['name'])} (true rate {r['true_rate']:.2f}"
+                                + (", predicted" if r["predicted"] else "") + ")"
+                                for r in fm["refuted"][:10])
+            acc_html += (f"<p>Failure modes (true rate &ge; {fm['threshold']}): of the "
+                         f"<b>{fm['reported']}</b> reported among the ground truth's members, "
+                         f"<b>{len(fm['confirmed'])}</b> are confirmed by it "
+                         f"({sum(r['predicted'] for r in fm['confirmed'])} of them predicted), "
+                         f"{len(fm['refuted'])} refuted{': ' + refuted if refuted else ''}; "
+                         f"they are {len(fm['confirmed'])} of its {fm['truth_failure_modes']}"
+                         f" failure modes"
+                         + (f"; {fm['outside']} reported members are outside it"
+                            if fm["outside"] else "") + ".</p>")
     factors = _factors_html(d)
     combos = "".join(f"<li>{esc(' + '.join(c['perturbations']))}: {c['failures']}/{c['n']} "
                      "failed</li>" for c in d["combinations"])

@@ -126,3 +126,25 @@ def test_bad_ground_truth_is_named(tmp_path, content, match):
 def test_missing_ground_truth_says_how_to_make_one(tmp_path):
     with pytest.raises(ValueError, match="robomd sweep"):
         load_ground_truth(tmp_path / "nope.json")
+
+
+def test_reported_failure_modes_are_checked_against_the_ground_truth():
+    from robomd_diagnoser.analysis import GroundTruth
+
+    # a fails 20/20 (decided), b fails 1/1 but a prediction reports it, c decided by 20 successes,
+    # d is predicted a failure mode without a rollout; the truth has a and c failing, not b, d.
+    records = [record(f"a{i}", ["a"], False) for i in range(20)]
+    records += [record("b0", ["b"], False)] + [record(f"c{i}", ["c"], True) for i in range(20)]
+    predictions = [
+        type("P", (), {"index": i, "to_dict": lambda self, i=i: {
+            "index": i, "decision": "failure mode", "probability": 0.99, "evidence": []}})()
+        for i in (1, 3)]
+    truth = GroundTruth({"a": 1.0, "b": 0.2, "c": 0.6, "d": 0.0}, None, "gt.json")
+    d = diagnose(catalog(), [0.2] * 5, records, truth, predictions=predictions)
+    fm = d.accuracy["failure_modes"]
+    assert [r["name"] for r in fm["confirmed"]] == ["a"]
+    assert sorted((r["name"], r["predicted"]) for r in fm["refuted"]) == [("b", True),
+                                                                        ("d", True)]
+    assert fm["reported"] == 3 and fm["precision"] == pytest.approx(1 / 3)
+    assert fm["truth_failure_modes"] == 2 and fm["recall"] == pytest.approx(0.5)
+    assert fm["outside"] == 0

@@ -82,5 +82,12 @@ def run(args: argparse.Namespace) -> int:
         a = d.accuracy
         print(f"vs {a['ground_truth']}: pairwise accuracy {a['pairwise_accuracy']}, Kendall tau "
               f"{a['kendall_tau']}")
+        fm = a.get("failure_modes")
+        if fm:
+            print(f"failure modes vs the ground truth (rate >= {fm['threshold']}): "
+                  f"{len(fm['confirmed'])} of {fm['reported']} reported among its members "
+                  f"confirmed, {len(fm['refuted'])} refuted; {len(fm['confirmed'])} of its "
+                  f"{fm['truth_failure_modes']} found"
+                  + (f"; {fm['outside']} reported outside it" if fm["outside"] else ""))
     print(f"report: robomd report {result.out_dir}")
     return 0
