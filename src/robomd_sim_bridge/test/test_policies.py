@@ -95,6 +95,7 @@ def test_eval_policy_command(capsys: pytest.CaptureFixture) -> None:
 
 @pytest.mark.parametrize("command", [
     ["collect-demos", "--episodes", "1", "--out", "unused"],
+    ["collect-state-demos", "--episodes", "1", "--out", "unused"],
     ["eval-policy", "--rollouts", "1"],
 ])
 def test_commands_reject_unknown_perturbation(command: list[str],
@@ -102,6 +103,18 @@ def test_commands_reject_unknown_perturbation(command: list[str],
     assert main([*command, "--perturb", "cube_purple"]) == 2
     err = capsys.readouterr().err
     assert "unknown perturbation 'cube_purple'" in err and "cube_red" in err
+
+
+@pytest.mark.parametrize("verb", ["collect-demos", "collect-state-demos"])
+@pytest.mark.parametrize("extra,named", [(["--episodes", "0"], "--episodes"),
+                                         (["--episodes", "1", "--noise", "-0.1"], "--noise"),
+                                         (["--episodes", "1", "--horizon", "0"], "--horizon")])
+def test_demo_commands_name_a_bad_argument(verb: str, extra: list[str], named: str,
+                                           tmp_path: pathlib.Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    assert main([verb, "--out", str(tmp_path / "demos"), *extra]) == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "demos").exists(), "nothing is written before the check"
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from robomd_diagnoser.cli import not_positive
+from robomd_sim_bridge.cli import add_demo_arguments, check_demo_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,40 +18,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "<scene>_s<seed>.npz (image, eef_pos, gripper, and the expert's noise-free "
                     "action as the label). Seeds S, S+1, ... are tried in order until N episodes "
                     "succeeded; rerunning the same command resumes.")
-    p.add_argument("--task", default="lift", help="task (default: %(default)s)")
-    p.add_argument("--catalog", type=Path, help="catalog YAML instead of the task's")
-    p.add_argument("--episodes", type=int, required=True, help="successful episodes to save")
+    add_demo_arguments(p)
     p.add_argument("--workers", type=int, default=1, help="parallel simulator processes "
                    "(default: %(default)s)")
-    p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--perturb", nargs="*", default=[], metavar="NAME",
-                   help="catalog perturbations applied together to every episode of this batch")
-    p.add_argument("--noise", type=float, default=0.2,
-                   help="std of the executed action noise, normalised action units "
-                        "(default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
-    p.add_argument("--horizon", type=int, default=150, help="step limit (default: %(default)s)")
     p.add_argument("--camera-size", type=int, default=84, help="default: %(default)s")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from robomd_diagnoser.catalog import CatalogError, load_catalog
     from robomd_diagnoser.jobs import RolloutJobError
-    from robomd_diagnoser.paths import find_config
 
     def fail(msg: str) -> int:
         print(f"robomd collect-demos: error: {msg}", file=sys.stderr)
         return 2
 
-    if error := not_positive(args, ("episodes", "workers", "horizon", "camera_size")):
-        return fail(error)
-    if args.noise < 0:
-        return fail(f"--noise must be >= 0, got {args.noise}")
     try:
-        catalog_path = args.catalog or find_config(f"catalogs/{args.task}.yaml")
-        load_catalog(catalog_path).subset(args.perturb)
-    except (CatalogError, FileNotFoundError) as exc:
+        catalog_path = check_demo_arguments(args, ("episodes", "workers", "horizon",
+                                                   "camera_size"))
+    except ValueError as exc:
         return fail(str(exc))
     from robomd_sim_bridge.demos import DemoError, DemoSettings, collect_demos
 

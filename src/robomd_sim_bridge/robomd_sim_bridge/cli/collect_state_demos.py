@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from robomd_sim_bridge.cli import add_demo_arguments, check_demo_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,37 +17,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "object state, and the expert's noise-free action). Seeds S, S+1, ... are "
                     "tried in order until N succeeded; rerunning resumes. For "
                     "`robomd train-state-bc`.")
-    p.add_argument("--task", default="lift", help="task (default: %(default)s)")
-    p.add_argument("--catalog", type=Path, help="catalog YAML instead of the task's")
-    p.add_argument("--episodes", type=int, required=True, help="successful episodes to save")
-    p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--perturb", nargs="*", default=[], metavar="NAME",
-                   help="catalog perturbations applied together to every episode")
-    p.add_argument("--noise", type=float, default=0.2,
-                   help="std of the executed action noise (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
-    p.add_argument("--horizon", type=int, default=150, help="step limit (default: %(default)s)")
+    add_demo_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from robomd_diagnoser.catalog import CatalogError, load_catalog
-    from robomd_diagnoser.cli import not_positive
-    from robomd_diagnoser.paths import find_config
-
-    def fail(msg: str) -> int:
-        print(f"robomd collect-state-demos: error: {msg}", file=sys.stderr)
-        return 2
-
-    if error := not_positive(args, ("episodes", "horizon")):
-        return fail(error)
-    if args.noise < 0:
-        return fail(f"--noise must be >= 0, got {args.noise}")
     try:
-        catalog_path = args.catalog or find_config(f"catalogs/{args.task}.yaml")
-        load_catalog(catalog_path).subset(args.perturb)
-    except (CatalogError, FileNotFoundError) as exc:
-        return fail(str(exc))
+        catalog_path = check_demo_arguments(args, ("episodes", "horizon"))
+    except ValueError as exc:
+        print(f"robomd collect-state-demos: error: {exc}", file=sys.stderr)
+        return 2
     from robomd_sim_bridge.state_demos import collect_state_demos
 
     summary = collect_state_demos(catalog_path, args.out, args.episodes,
