@@ -129,6 +129,8 @@ def _plt() -> Any:
 
 #: The charts show at most this many modes (the most likely ones of a larger space).
 RADAR_MAX = 24
+#: The radar of a larger space shows fewer: its labels take two lines (one level a line).
+RADAR_SPACE = 16
 
 
 def radar_png(result: dict) -> str:
@@ -139,7 +141,7 @@ def radar_png(result: dict) -> str:
     plt = _plt()
     every = list(result["p_fail"])  # catalog order, a space's members included
     if len(every) > RADAR_MAX:  # a space: its most likely modes, in catalog order
-        top = set(sorted(every, key=lambda n: -result["p_fail"][n])[:RADAR_MAX])
+        top = set(sorted(every, key=lambda n: -result["p_fail"][n])[:RADAR_SPACE])
         names = [n for n in every if n in top]
     else:
         names = every
@@ -151,7 +153,10 @@ def radar_png(result: dict) -> str:
     ax.fill(angles, values, color="tab:red", alpha=0.25)
     ax.plot(np.append(angles, angles[0]), np.full(len(names) + 1, 1 / len(every)), "k--", lw=0.8,
             label="uniform 1/N")
-    ax.set_xticks(angles, [f"A{every.index(n) + 1} {n}" for n in names], fontsize=8)
+    # a space's member names join levels with "+": one level a line keeps the labels short
+    ax.set_xticks(angles, [f"A{every.index(n) + 1} " + n.replace("+", "+\n") for n in names],
+                  fontsize=8)
+    ax.tick_params(axis="x", pad=10)
     ax.set_ylim(0, max(values.max() * 1.1, 1.5 / len(every)))
     ax.tick_params(axis="y", labelsize=8)
     d = result["diagnosis"]

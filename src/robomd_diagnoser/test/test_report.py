@@ -89,7 +89,7 @@ def test_factor_effects_interactions_and_decisions_are_reported(campaigns, tmp_p
 
 
 def test_charts_of_a_large_space_show_its_most_likely_modes(monkeypatch):
-    """A space has thousands of members: the charts keep the top RADAR_MAX, not all of them."""
+    """A space has thousands of members: the charts keep the top ones, not all of them."""
     from robomd_diagnoser import report
 
     names = [f"m{i}" for i in range(report.RADAR_MAX + 10)]
@@ -111,8 +111,8 @@ def test_charts_of_a_large_space_show_its_most_likely_modes(monkeypatch):
 
     monkeypatch.setattr(report._plt().Figure, "add_subplot", spy)
     assert base64.b64decode(report.radar_png(result)).startswith(b"\x89PNG")
-    assert len(ticks[-1]) == report.RADAR_MAX
-    assert all(label.split()[1] in names[-report.RADAR_MAX:] for label in ticks[-1])
+    assert len(ticks[-1]) == report.RADAR_SPACE
+    assert all(label.split()[1] in names[-report.RADAR_SPACE:] for label in ticks[-1])
     assert base64.b64decode(report.bars_png(result)).startswith(b"\x89PNG")
 
 
