@@ -32,7 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from robomd_diagnoser.policy import ACTION_DIM, Observation, PolicyError, as_action
+from robomd_diagnoser.policy import (
+    ACTION_DIM,
+    Observation,
+    PolicyError,
+    as_action,
+    shipped_weights,
+    world_task,
+)
 from robomd_diagnoser.policy_keys import load_key_map, split_options, unmapped_inputs
 
 #: LeRobot feature -> our observation key(s), unless a key map overrides it.
@@ -204,9 +211,13 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def make_lerobot_policy(arg: str, world: object | None = None, device: str = "cpu") -> Any:
     """Policy-spec factory of ``lerobot:<dir>[?keys=<map.json>]`` (see the module docstring);
-    ``device`` applies when LeRobot is loaded in this process."""
-    del world
+    plain ``lerobot`` is the checkpoint shipped for the world's task. ``device`` applies when
+    LeRobot is loaded in this process."""
     path, options = split_options(arg, ("keys",), f"lerobot:{arg}")
+    if not path:
+        path = str(shipped_weights("lerobot", world_task(world, "lerobot"),
+                                   "scripts/train_lerobot_act.py in the LeRobot environment"))
+        arg = path + arg
     key_map = load_key_map(options["keys"]) if "keys" in options else None
     try:
         import lerobot  # noqa: F401 - only whether it is importable matters here

@@ -195,6 +195,34 @@ def module_kind(arg: str, world: object | None, device: str) -> RolloutPolicy:
     return load_module_policy(arg)
 
 
+def shipped_weights(kind: str, task: str, train: str) -> Path:
+    """The weights of policy kind ``kind`` an installed package ships for ``task``: the
+    ``robomd.weights`` plug-in named ``<kind>.<task>``.
+
+    :param train: the commands that make such weights, for the message.
+    :raises PolicyError: if none is shipped for it; the message says how to train one.
+    """
+    from robomd_diagnoser.plugins import WEIGHTS, PluginError, load
+
+    try:
+        return Path(load(WEIGHTS, f"{kind}.{task}", f"shipped {kind} weights")())
+    except PluginError as exc:
+        raise PolicyError(f"no shipped {kind} policy for task {task!r} ({exc}); train one with "
+                          f"{train}, then use {kind}:<weights>") from None
+
+
+def world_task(world: object | None, kind: str) -> str:
+    """The task of the world a shipped policy (spec ``kind`` alone) is asked for.
+
+    :raises PolicyError: without a simulated world.
+    """
+    catalog = getattr(world, "catalog", None)
+    if catalog is None:
+        raise PolicyError(f"policy spec {kind!r} names the weights shipped for the world's task; "
+                          f"without a simulated world give {kind}:<weights>")
+    return catalog.task
+
+
 def make_policy(spec: str, world: object | None = None, device: str = "cpu") -> RolloutPolicy:
     """Resolve a policy spec ``kind`` or ``kind:arg`` through the ``robomd.policies`` plug-ins.
 

@@ -10,7 +10,13 @@ import torch
 
 from robomd_diagnoser.learning.model import BCNet
 from robomd_diagnoser.learning.weights import load_bc
-from robomd_diagnoser.policy import Observation, PolicyError, as_action
+from robomd_diagnoser.policy import (
+    Observation,
+    PolicyError,
+    as_action,
+    shipped_weights,
+    world_task,
+)
 
 
 class BCPolicy:
@@ -55,34 +61,6 @@ class BCPolicy:
         with torch.no_grad():
             out = self.model(img, torch.as_tensor(prop, device=self.device)[None])[0]
         return np.clip(as_action(out, self.name), -1.0, 1.0)
-
-
-def shipped_weights(kind: str, task: str, train: str) -> Path:
-    """The weights of policy kind ``kind`` an installed package ships for ``task``: the
-    ``robomd.weights`` plug-in named ``<kind>.<task>``.
-
-    :param train: the commands that make such weights, for the message.
-    :raises PolicyError: if none is shipped for it; the message says how to train one.
-    """
-    from robomd_diagnoser.plugins import WEIGHTS, PluginError, load
-
-    try:
-        return Path(load(WEIGHTS, f"{kind}.{task}", f"shipped {kind} weights")())
-    except PluginError as exc:
-        raise PolicyError(f"no shipped {kind} policy for task {task!r} ({exc}); train one with "
-                          f"{train}, then use {kind}:<weights>") from None
-
-
-def world_task(world: object | None, kind: str) -> str:
-    """The task of the world a shipped policy (spec ``kind`` alone) is asked for.
-
-    :raises PolicyError: without a simulated world.
-    """
-    catalog = getattr(world, "catalog", None)
-    if catalog is None:
-        raise PolicyError(f"policy spec {kind!r} names the weights shipped for the world's task; "
-                          f"without a simulated world give {kind}:<weights>")
-    return catalog.task
 
 
 def bc_kind(arg: str, world: object | None, device: str) -> BCPolicy:

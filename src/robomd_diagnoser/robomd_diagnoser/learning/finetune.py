@@ -32,9 +32,9 @@ import numpy as np
 from robomd_diagnoser.campaign import result_catalog
 from robomd_diagnoser.catalog import Catalog
 from robomd_diagnoser.config import PoolConfig, WorldSettings
-from robomd_diagnoser.learning.bc_policy import shipped_weights
 from robomd_diagnoser.learning.train import TrainConfig, train_bc
 from robomd_diagnoser.learning.weights import load_bc, save_bc
+from robomd_diagnoser.policy import shipped_weights
 from robomd_diagnoser.stats import difference_interval, two_proportion_p_value, wilson_interval
 from robomd_diagnoser.store import RolloutStore
 from robomd_diagnoser.sweep import (

@@ -221,7 +221,7 @@ def load_state_policy(path: str, world: object | None = None, device: str = "cpu
     :param world: the world (its task picks the shipped weights).
     :param device: unused: the MLP runs on the CPU.
     """
-    from robomd_diagnoser.learning.bc_policy import shipped_weights, world_task
+    from robomd_diagnoser.policy import shipped_weights, world_task
 
     del device
     if not path:
