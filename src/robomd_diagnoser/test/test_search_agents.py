@@ -116,6 +116,25 @@ def test_bench_replays_a_space_and_reports_the_contract_keys():
     assert out["best_rollouts_to_recall_0.9"] <= out["sweep_rollouts_to_recall_0.9"]
 
 
+def test_bench_command_reads_a_ground_truth_file_and_writes_its_json(tmp_path, capsys):
+    from robomd_diagnoser.cli.main import main
+
+    members = [{"name": f"m{i}", "levels": [["f", f"m{i}"]], "failures": 5 * (i < 2),
+                "trials": 5} for i in range(4)]
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps({"space": "tiny", "command": "made here", "members": members}))
+    out = tmp_path / "bench.json"
+    assert main(["bench", "diagnose", "--ground-truth", str(path), "--seeds", "1",
+                 "--agents", "uniform,good_arm", "--fractions", "1,10", "--json",
+                 "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(out.read_text())
+    assert printed["space"] == "tiny" and printed["failure_modes"] == 2
+    assert printed["machine"]["cores"] >= 1
+    assert main(["bench", "diagnose", "--ground-truth", str(tmp_path / "none.json")]) == 2
+    assert "none.json" in capsys.readouterr().err
+
+
 def test_masked_ppo_masks_the_decided_members():
     from robomd_diagnoser.search_agents import DecidedMask
 

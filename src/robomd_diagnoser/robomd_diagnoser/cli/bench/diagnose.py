@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from robomd_diagnoser.benchmarks.diagnose import BenchSettings, run_bench
-    from robomd_diagnoser.cli.bench import machine
+    from robomd_diagnoser.benchmarks import machine
     from robomd_diagnoser.paths import find_config
     from robomd_diagnoser.space_truth import load_space_truth, synthetic_truth
 
