@@ -8,7 +8,7 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
-    package_data={package_name: ["data/*"]},
+    package_data={package_name: ["data/*", "data/lift_act_state/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
@@ -29,6 +29,7 @@ setup(
         "robomd.weights": [
             "bc.lift = robomd_sim_bridge.plugins:lift_bc_weights",
             "bc_state.lift = robomd_sim_bridge.plugins:lift_state_bc_weights",
+            "lerobot.lift = robomd_sim_bridge.plugins:lift_lerobot_weights",
         ],
         "robomd.demonstrators": ["sim = robomd_sim_bridge.plugins:collect_expert_demos"],
         "robomd.commands": [

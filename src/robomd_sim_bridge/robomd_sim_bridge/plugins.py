@@ -3,7 +3,8 @@
 - the ``sim`` world type (:func:`build_world`: a :class:`~robomd_sim_bridge.world.RobosuiteWorld`
   with its policy under test),
 - the ``expert`` policy kind (the scripted controllers; they read privileged simulator state),
-- the Lift BC weights shipped in ``data/`` (policy specs ``bc`` and ``bc_state`` on Lift),
+- the Lift weights shipped in ``data/`` (policy specs ``bc``, ``bc_state`` and ``lerobot`` on
+  Lift),
 - the ``sim`` demonstration source (its experts' episodes, for fine-tuning),
 - the ``collect-demos`` and ``collect-state-demos`` commands and the ``bench sim`` benchmark.
 """
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 SHIPPED_BC = Path(__file__).resolve().parent / "data" / "lift_bc.pt"
 #: Low-dimensional-state BC weights shipped for Lift (eef_pos + gripper + object state, no camera).
 SHIPPED_STATE_BC = Path(__file__).resolve().parent / "data" / "lift_state_bc.pt"
+#: A LeRobot ACT checkpoint shipped for Lift (action chunks from the same state, no camera).
+SHIPPED_LEROBOT_ACT = Path(__file__).resolve().parent / "data" / "lift_act_state"
 
 
 def lift_bc_weights() -> Path:
@@ -36,6 +39,11 @@ def lift_bc_weights() -> Path:
 def lift_state_bc_weights() -> Path:
     """The shipped Lift state BC weights (``robomd.weights`` entry ``bc_state.lift``)."""
     return SHIPPED_STATE_BC
+
+
+def lift_lerobot_weights() -> Path:
+    """The shipped Lift LeRobot ACT checkpoint (``robomd.weights`` entry ``lerobot.lift``)."""
+    return SHIPPED_LEROBOT_ACT
 
 
 def build_world(settings: WorldSettings) -> World:

@@ -61,8 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from robomd_diagnoser.benchmarks.diagnose import BenchSettings, run_bench
     from robomd_diagnoser.benchmarks import machine
+    from robomd_diagnoser.benchmarks.diagnose import BenchSettings, run_bench
     from robomd_diagnoser.paths import find_config
     from robomd_diagnoser.space_truth import load_space_truth, synthetic_truth
 
