@@ -96,17 +96,29 @@ def load_result(campaign_dir: str | Path, ground_truth: GroundTruth | None = Non
         catalog = result_catalog(result, str(path))
         p = [result["p_fail"][n] for n in catalog.names]
         campaign = result.get("campaign", {})
-        before = {m["name"]: m.get("prediction") for m in result["diagnosis"]["modes"]}
+        # the agent's predictions are not recomputed: the stored ones go back in
+        stored = [_StoredPrediction(m["prediction"]) for m in result["diagnosis"]["modes"]
+                  if m.get("prediction")]
         workers = campaign.get("workers", 1)
         result["diagnosis"] = diagnose(catalog, p, within_budget(records, result["budget"],
                                                                  workers),
                                        ground_truth, threshold=campaign.get("threshold", 0.5),
                                        confidence=campaign.get("confidence", 0.95),
+                                       predictions=stored,
                                        levels=catalog.member_levels() if catalog.space else None
                                        ).to_dict()
-        for m in result["diagnosis"]["modes"]:  # the agent's predictions are not recomputed
-            m["prediction"] = before.get(m["name"])
     return result
+
+
+class _StoredPrediction:
+    """A prediction as ``diagnosis.json`` stored it (``Prediction.to_dict``)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.index = int(data["index"])
+        self._data = data
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._data
 
 
 def _png(fig: Any) -> str:

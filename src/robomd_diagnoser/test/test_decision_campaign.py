@@ -85,6 +85,13 @@ def test_a_campaign_over_a_factor_space_uses_its_levels(tmp_path):
     rescored = load_result(result.out_dir, load_ground_truth(gt))
     assert rescored["diagnosis"]["accuracy"]["pairs"] > 0
     assert len(rescored["diagnosis"]["modes"]) == len(space) == 15
+    again = {m["name"]: m["prediction"] for m in rescored["diagnosis"]["modes"]}
+    assert again == {m["name"]: m["prediction"] for m in data["diagnosis"]["modes"]}
+    fm = rescored["diagnosis"]["accuracy"]["failure_modes"]
+    predicted = sum(r["predicted"] for r in fm["confirmed"] + fm["refuted"])
+    assert predicted == sum(p["decision"] == "failure mode" and m["decision"] == "undecided"
+                            for m in data["diagnosis"]["modes"] if (p := m.get("prediction")))
+    assert fm["truth_failure_modes"] == 4 and fm["reported"] >= 1  # mass_20, alone or paired
 
 
 def test_predictions_count_as_decisions_for_stop_when_decided(tmp_path):
