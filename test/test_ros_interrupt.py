@@ -26,7 +26,9 @@ from robomd_diagnoser.ros.bag import ROLLOUTS_TOPIC, bag_parts, read_bag  # noqa
 from robomd_diagnoser.ros.bringup import Graph, sim_campaign_nodes  # noqa: E402
 from robomd_diagnoser.store import RolloutStore  # noqa: E402
 
-BUDGET = 3
+# Enough rollouts that the campaign cannot finish before the pause below reaches it: on a quiet
+# machine an expert rollout takes about 1.5 s, and with 3 the whole campaign sometimes ended first.
+BUDGET = 12
 
 
 def _campaign(tmp_path: Path) -> Path:
