@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from robomd_diagnoser.catalog import Catalog
-from robomd_diagnoser.confseq import FAILURE_MODE, NOT_FAILURE_MODE, estimates
+from robomd_diagnoser.confseq import FAILURE_MODE, UNDECIDED, estimates
 from robomd_diagnoser.factor_analysis import has_structure, interactions, level_effects
 from robomd_diagnoser.space_truth import load_space_truth
 from robomd_diagnoser.stats import failure_rates
@@ -283,9 +283,7 @@ def accuracy_against(p_fail: Mapping[str, float], observed: Mapping[str, float],
 def reported_decision(mode: ModeRow) -> tuple[str, bool]:
     """A member's reported decision and whether it is a prediction (its own rollouts leave it
     undecided and a generalising agent decided it)."""
-    if mode.decision == FAILURE_MODE or mode.decision == NOT_FAILURE_MODE:
-        return mode.decision, False
-    if mode.prediction is not None:
+    if mode.decision == UNDECIDED and mode.prediction is not None:
         return str(mode.prediction["decision"]), True
     return mode.decision, False
 
